@@ -1,0 +1,1 @@
+"""Modbus TCP and RTU: register maps, encoding, block optimizer and the driver."""

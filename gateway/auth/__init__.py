@@ -1,0 +1,1 @@
+"""Authentication and authorization: SCRAM, tokens, authenticators, users and roles."""

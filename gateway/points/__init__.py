@@ -1,0 +1,1 @@
+"""Points: priority arrays, point status, tuning and poll/write scheduling (pure)."""

@@ -1,0 +1,1 @@
+"""The appliance runtime: configuration, supervisor, connection runners and the CLI."""

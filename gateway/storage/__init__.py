@@ -1,0 +1,1 @@
+"""Storage adapters: the StorageAdapter/UserStore protocols, in-memory and SQLite."""

@@ -1,0 +1,1 @@
+"""The web edge: the Quart-Trio app factory, content negotiation and auth middleware."""
