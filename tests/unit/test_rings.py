@@ -70,6 +70,8 @@ def _driver_allowed(path: Path, name: str) -> bool:
     if name in ("drivers", "drivers.base", "drivers.aio") or name.startswith("gateway.haystack"):
         return True
     if top == "drivers":
+        if package == "sim":
+            return True  # simulators reuse the protocol packages' maps and encodings
         own = f"drivers.{package}" if package else None
         return own is not None and (name == own or name.startswith(own + "."))
     if top == "gateway":
