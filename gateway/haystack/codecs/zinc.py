@@ -186,8 +186,8 @@ def _scan_escaped(text: str, pos: int, quote: str) -> tuple[str, int]:
                 raise _Err("unpaired surrogate in \\u escape", j)
             out.append(chr(code))
             continue
-        if quote == "`" and esc != "`":
-            # Uri: a backslash before anything but a backtick is kept as written.
+        if quote == "`" and esc not in "`\\":
+            # Uri: a backslash before anything but a backtick or a backslash is kept.
             out.append("\\" + esc)
             i = j + 2
             continue
@@ -730,8 +730,8 @@ def _enc_uri(val: Uri) -> str:
         return "`" + text + "`"
     out: list[str] = []
     for ch in text:
-        if ch == "`":
-            out.append("\\`")
+        if ch in "`\\":
+            out.append("\\" + ch)
         elif ch < " ":
             out.append(f"\\u{ord(ch):04x}")
         else:

@@ -61,6 +61,7 @@ CANONICAL = [
     ('"caf\u00e9 \u2603"', "caf\u00e9 \u2603"),
     ("`http://x.com/a b`", Uri("http://x.com/a b")),
     ("`a\\`b`", Uri("a`b")),
+    ("`a\\\\b\\`c`", Uri("a\\b`c")),
     ("@p:demo:r:23a-b.c~d_e", Ref("p:demo:r:23a-b.c~d_e")),
     ('@a "Alpha Site"', Ref("a", "Alpha Site")),
     ("^hot-water", Symbol("hot-water")),
