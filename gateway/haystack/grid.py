@@ -5,8 +5,9 @@ A row is a ``dict`` from column name to value. A null cell is either absent from
 when meta, columns and the non-null cells of every row are equal.
 
 Grids are immutable by contract: the meta and column-meta mappings are read-only views and the
-rows are a tuple. The row dicts are not copied (a 100,000-row grid must stay cheap to build), so
-code that receives a grid must not mutate its rows.
+rows are a tuple (or another read-only sequence, such as the ``HisRows`` of a history read).
+The row dicts are not copied (a 100,000-row grid must stay cheap to build), so code that
+receives a grid must not mutate its rows.
 """
 
 from __future__ import annotations
@@ -62,18 +63,20 @@ class Grid:
 
     meta: Mapping[str, Value]
     cols: tuple[Col, ...]
-    rows: tuple[dict[str, Value], ...]
+    rows: Sequence[dict[str, Value]]
     _col_index: dict[str, Col] | None
 
     def __init__(
         self,
         cols: Iterable[Col | str] = (),
-        rows: Iterable[dict[str, Value]] = (),
+        rows: Iterable[dict[str, Value]] | Sequence[dict[str, Value]] = (),
         meta: Mapping[str, Value] | None = None,
     ) -> None:
         cols_t = tuple(c if isinstance(c, Col) else Col(c) for c in cols)
         object.__setattr__(self, "cols", cols_t)
-        object.__setattr__(self, "rows", rows if isinstance(rows, tuple) else tuple(rows))
+        if isinstance(rows, list) or not isinstance(rows, Sequence):
+            rows = tuple(rows)  # a read-only Sequence (a tuple, HisRows) is kept as it is
+        object.__setattr__(self, "rows", rows)
         object.__setattr__(self, "meta", _EMPTY_META if not meta else MappingProxyType(dict(meta)))
         object.__setattr__(self, "_col_index", None)
 

@@ -32,6 +32,7 @@ from gateway.haystack.codecs.common import (
 )
 from gateway.haystack.errors import HaystackError, ParseError
 from gateway.haystack.grid import Col, Grid
+from gateway.haystack.hisrows import HisRows, float_texts, iso_times
 from gateway.haystack.kinds import (
     MARKER,
     NA,
@@ -850,13 +851,29 @@ def encode_grid(grid: Grid) -> str:
         col_parts.append(col.name + (" " + _enc_meta(col.meta) if col.meta else ""))
     lines = [head, ",".join(col_parts).rstrip()]
     rows = grid.rows
-    if rows:
+    if type(rows) is HisRows and len(cols) == 2 and cols[0].name == "ts":
+        lines.extend(_his_lines(rows))
+    elif rows:
         # Column by column: most columns hold one kind, which has a fast list encoder.
         null = "N" if len(cols) == 1 else ""
         columns = [_encode_column([row.get(c.name) for row in rows], null) for c in cols]
         lines.extend(map(",".join, zip(*columns, strict=True)))
     lines.append("")
     return "\n".join(lines)
+
+
+def _his_lines(rows: HisRows) -> list[str]:
+    """The lines of a history grid, straight from the sample columns."""
+    columns = rows.columns
+    unit = columns.unit
+    if unit is not None and _UNIT_RE.match(unit) is None:
+        raise ValueError(f"unit {unit!r} cannot be written in Zinc")
+    times = iso_times(columns.times, rows.tz)
+    suffix = " " + rows.tz_name + ","
+    vals = float_texts(columns.nums, unit)
+    for i, other in columns.others.items():
+        vals[i] = "" if other is None else encode_val(other)
+    return [t + suffix + v for t, v in zip(times, vals, strict=True)]
 
 
 def _encode_column(vals: list[Value], null: str) -> list[str]:

@@ -1,0 +1,174 @@
+"""The history ops, hisRead and hisWrite (a part of HaystackOps kept in its own module).
+
+hisRead: single (a row ``id, range``) or batch (meta ``range``, optional ``tz``, rows of ids).
+Ranges are start-inclusive, end-exclusive and taken in the point's time zone; results are in
+the point's zone, with meta ``hisStart``/``hisEnd``.
+
+hisWrite: single (meta ``id``, columns ``ts, val``) or batch (columns ``ts, v0..vN`` whose
+column meta ``id`` names the point). Samples may come in any order and repeat a timestamp; the
+store sorts and keeps the last. Every sample is checked against the point before anything is
+stored: the point must have ``his``; timestamps must be in the point's ``tz``; values must match
+``kind``; a Number must be unitless (it takes the point's unit) or in exactly the point's unit.
+Nothing is ever converted. Null cells are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from gateway.errors import CallError
+from gateway.haystack.grid import Col, Grid
+from gateway.haystack.hisrange import parse_his_range
+from gateway.haystack.hisrows import HisRows
+from gateway.haystack.kinds import NA, Coord, Number, Ref, Value, kind_name
+from gateway.haystack.tz import hs_name, hs_tz, is_known
+from gateway.storage.base import HisSample, RecordStore
+
+__all__ = ["HisOps"]
+
+_HIS_KINDS: Final = {"Number": Number, "Bool": bool, "Str": str, "Coord": Coord}
+
+
+class HisOps:
+    """hisRead and hisWrite over a store."""
+
+    def __init__(self, storage: RecordStore, clock: Callable[[], dt.datetime]) -> None:
+        self._his_store = storage
+        self._his_clock = clock
+
+    async def his_read(self, grid: Grid) -> Grid:
+        """History of one point (row ``id, range``) or several (meta ``range``, id rows)."""
+        if grid.meta.get("range") is not None:
+            return await self._his_read_batch(grid)
+        row = grid.first()
+        if row is None:
+            raise CallError("hisRead needs a row with id and range")
+        point_id = row.get("id")
+        if not isinstance(point_id, Ref):
+            raise CallError("hisRead needs an id Ref")
+        rec = await self._his_point(point_id)
+        zone = _point_zone(rec)
+        start, end = parse_his_range(row.get("range"), zone, self._his_clock())
+        # Columns, not objects: the codecs write 100,000 samples straight from them.
+        columns = await self._his_store.his_read_columns(point_id, start, end)
+        meta = {"id": _ref_with_dis(point_id, rec), "hisStart": start, "hisEnd": end}
+        return Grid(_HIS_COLS, HisRows(columns, zone), meta)
+
+    async def _his_read_batch(self, grid: Grid) -> Grid:
+        ids = [row.get("id") for row in grid.rows]
+        if not ids or not all(isinstance(i, Ref) for i in ids):
+            raise CallError("batch hisRead needs one id Ref per row")
+        refs: list[Ref] = ids  # type: ignore[assignment]
+        recs = [await self._his_point(i) for i in refs]
+        tz_name = grid.meta.get("tz")
+        zone: dt.tzinfo
+        if tz_name is not None:
+            if not isinstance(tz_name, str) or not is_known(tz_name):
+                raise CallError(f"unknown tz {tz_name!r}")
+            zone = hs_tz(tz_name)
+        else:
+            zones = {rec.get("tz") for rec in recs}
+            if len(zones) != 1:
+                raise CallError("batch hisRead of points in different time zones needs meta tz")
+            zone = _point_zone(recs[0])
+        start, end = parse_his_range(grid.meta["range"], zone, self._his_clock())
+        by_ts: dict[dt.datetime, dict[str, Value]] = {}
+        cols = [Col("ts")]
+        for index, (point_id, rec) in enumerate(zip(refs, recs, strict=True)):
+            name = f"v{index}"
+            cols.append(Col(name, {"id": _ref_with_dis(point_id, rec)}))
+            for stored_ts, val in await self._his_store.his_read(point_id, start, end):
+                ts = _in_zone(stored_ts, zone)
+                row = by_ts.get(ts)
+                if row is None:
+                    row = by_ts[ts] = {"ts": ts}
+                row[name] = val
+        rows = [by_ts[ts] for ts in sorted(by_ts)]
+        return Grid(cols, rows, {"hisStart": start, "hisEnd": end})
+
+    async def his_write(self, grid: Grid) -> Grid:
+        """Store samples of one point (meta ``id``) or several (column meta ``id``)."""
+        if not grid.has_col("ts"):
+            raise CallError("hisWrite needs a ts column")
+        batches: list[tuple[Ref, list[HisSample]]] = []
+        single = grid.meta.get("id")
+        if single is not None:
+            if not isinstance(single, Ref) or not grid.has_col("val"):
+                raise CallError("hisWrite of one point needs meta id (Ref) and a val column")
+            batches.append((single, await self._his_samples(single, grid, "val")))
+        else:
+            for col in grid.cols:
+                if col.name == "ts":
+                    continue
+                point_id = col.meta.get("id")
+                if not isinstance(point_id, Ref):
+                    raise CallError(f"hisWrite column {col.name} has no id Ref in its meta")
+                batches.append((point_id, await self._his_samples(point_id, grid, col.name)))
+            if not batches:
+                raise CallError("hisWrite needs meta id or value columns with an id")
+        # Everything was checked; only now store.
+        for point_id, samples in batches:
+            if samples:
+                await self._his_store.his_write(point_id, samples)
+        return Grid.empty()
+
+    async def _his_samples(self, point_id: Ref, grid: Grid, col: str) -> list[HisSample]:
+        rec = await self._his_point(point_id)
+        tz_name = rec.get("tz")
+        kind = rec.get("kind")
+        unit = rec.get("unit") or None
+        expected = _HIS_KINDS.get(kind) if isinstance(kind, str) else None
+        if expected is None:
+            raise CallError(f"{point_id} has kind {kind!r}; history needs Number, Bool, Str")
+        samples: list[HisSample] = []
+        for index, row in enumerate(grid.rows):
+            val = row.get(col)
+            if val is None:
+                continue
+            ts = row.get("ts")
+            where = f"{point_id} row {index}"
+            if not isinstance(ts, dt.datetime):
+                raise CallError(f"{where}: ts must be a DateTime, got {ts!r}")
+            if hs_name(ts.tzinfo) != tz_name:
+                raise CallError(
+                    f"{where}: ts is in {hs_name(ts.tzinfo)}, the point is in {tz_name}"
+                )
+            if val is not NA and val.__class__ is not expected:
+                raise CallError(f"{where}: {kind_name(val)} value for a {kind} point")
+            if isinstance(val, Number) and val.unit != unit:
+                if val.unit is not None:
+                    raise CallError(
+                        f"{where}: unit {val.unit} does not match the point's unit {unit}"
+                    )
+                val = Number(val.val, unit)
+            samples.append((ts, val))
+        return samples
+
+    async def _his_point(self, point_id: Ref) -> Mapping[str, Value]:
+        (rec,) = await self._his_store.read_by_ids([point_id])
+        if rec is None:
+            raise CallError(f"unknown point {point_id}")
+        if rec.get("his") is None:
+            raise CallError(f"{point_id} is not a history point (no his tag)")
+        tz_name = rec.get("tz")
+        if not isinstance(tz_name, str) or not is_known(tz_name):
+            raise CallError(f"{point_id} has no valid tz tag ({tz_name!r})")
+        return rec
+
+
+_HIS_COLS: Final = (Col("ts"), Col("val"))
+
+
+def _point_zone(rec: Mapping[str, Value]) -> dt.tzinfo:
+    return hs_tz(rec["tz"])
+
+
+def _in_zone(ts: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    return ts if ts.tzinfo is zone else ts.astimezone(zone)
+
+
+def _ref_with_dis(point_id: Ref, rec: Mapping[str, Value]) -> Ref:
+    dis = rec.get("dis")
+    return Ref(point_id.val, dis) if isinstance(dis, str) else point_id
