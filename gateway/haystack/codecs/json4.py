@@ -180,13 +180,13 @@ def _grid_json(grid: Grid) -> dict[str, Any]:
             )
         else:
             cols.append({"name": col.name})
-    rows = grid.rows
-    return {
-        "_kind": "grid",
-        "meta": meta,
-        "cols": cols,
-        "rows": rows if isinstance(rows, tuple | list) else list(rows),
-    }
+    # Null cells are left out of the row objects: Hayson allows null, but some clients
+    # (phable 0.1.29) cannot read it, and an absent key means the same thing.
+    rows = [
+        row if None not in row.values() else {k: v for k, v in row.items() if v is not None}
+        for row in grid.rows
+    ]
+    return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
 
 
 def _default_subclass(val: Any) -> Any:
