@@ -12,7 +12,8 @@ help:
 	@echo "make test           ruff, mypy --strict and the whole pytest suite"
 	@echo "make bench          benchmarks under tests/perf (figures and ratios)"
 	@echo "make bench-compare  the same, side by side with haystack-py (Python 3.13)"
-	@echo "make deb            build hs-gateway_<ver>_<arch>.deb with dh-virtualenv"
+	@echo "make deb            build build/deb/hs-gateway_<ver>_<arch>.deb with dh-virtualenv"
+	@echo "make test-deb       build the .deb, install it in a Debian 12 root (root, network)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +45,22 @@ bench-compare: $(STAMP)
 	bash ../shared/bench/setup_hspy.sh
 	$(BIN)/python -m tests.perf --compare
 
-deb:
-	dpkg-buildpackage -us -uc -b
+# The package is built from a copy of the tree (tracked and new files, not ignored ones) under
+# build/deb, so that dpkg-buildpackage's products and debian/ staging never land in the repo.
+DEB_DIR := build/deb
+DEB_SRC := $(DEB_DIR)/src/hs-gateway
 
-test-deb:
-	$(BIN)/python -m pytest -q tests/packaging -m packaging
+deb:
+	rm -rf $(DEB_DIR)/src
+	mkdir -p $(DEB_SRC)
+	git ls-files -z --cached --others --exclude-standard \
+		| tar --null --files-from=- -cf - | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
+	@ls -l $(DEB_DIR)/*.deb
+
+test-deb: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/packaging -m packaging $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -193,6 +193,8 @@ class AioHost:
             raise
 
     async def _submit(self, make: Callable[[_Call], Coroutine[Any, Any, T]]) -> T:
+        # A call made in an already-cancelled scope never reaches the loop.
+        await trio.lowlevel.checkpoint_if_cancelled()
         trio_task = trio.lowlevel.current_task()
         call = _Call(trio_task)
         try:
