@@ -135,6 +135,8 @@ class Service:
             certificates=certificates,
             default_role=auth.default_role,
             iterations=auth.iterations,
+            # Kept beside the database: unknown users' fake salts must not change at a restart.
+            secret_file=settings.storage.path.parent / "scram-secret",
         )
         self.app = create_app(ops, auth=gate, prefix=settings.server.prefix)
         self.hyper = HyperConfig()

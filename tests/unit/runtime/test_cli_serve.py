@@ -306,6 +306,9 @@ async def run_checks(
     await notes.expect(lambda m: "STOPPING=1" in m.split("\n"))
     with trio.fail_after(15):
         await proc.wait()
+    # the SCRAM secret persists beside the database, readable by the service alone
+    secret = tmp_path / "etc" / "state" / "scram-secret"
+    assert secret.stat().st_mode & 0o077 == 0 and len(secret.read_text().strip()) >= 32
 
 
 async def test_serve_refuses_a_bad_configuration(tmp_path: Path) -> None:
