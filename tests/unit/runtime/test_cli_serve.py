@@ -221,6 +221,9 @@ async def test_serve_notifies_polls_reloads_and_stops(tmp_path: Path, mdwe: bool
         assert "connector @ahu1: ok" in log_text
         # The reload of the map change: no record changed, yet the connector restarted.
         assert "records +0 ~0 -0; connectors started 0, restarted 1, stopped 0" in log_text
+    # The SCRAM secret persists beside the database, readable by the service alone.
+    secret = db.parent / "scram-secret"
+    assert secret.stat().st_mode & 0o077 == 0 and len(secret.read_text().strip()) >= 32
     # The store was closed cleanly and holds the configured records.
     store = SQLiteAdapter(db)
     await store.open()
@@ -306,9 +309,6 @@ async def run_checks(
     await notes.expect(lambda m: "STOPPING=1" in m.split("\n"))
     with trio.fail_after(15):
         await proc.wait()
-    # the SCRAM secret persists beside the database, readable by the service alone
-    secret = tmp_path / "etc" / "state" / "scram-secret"
-    assert secret.stat().st_mode & 0o077 == 0 and len(secret.read_text().strip()) >= 32
 
 
 async def test_serve_refuses_a_bad_configuration(tmp_path: Path) -> None:
