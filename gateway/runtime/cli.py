@@ -17,8 +17,6 @@ Exit status: 0 success, 1 failure (the reason is printed), 2 wrong usage.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -84,15 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    if importlib.util.find_spec("gateway.runtime.demo") is not None:
-        demo = commands.add_parser(
-            "demo",
-            help="simulated devices and a gateway over them (Ctrl-C stops)",
-            description="Start simulated field devices on loopback and a gateway over them.",
-            add_help=False,
-        )
-        demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        demo.set_defaults(handler=_demo)
+    from gateway.runtime import demo as demo_module
+
+    demo = commands.add_parser(
+        "demo",
+        help="simulated devices and a gateway over them (Ctrl-C stops)",
+        description=demo_module.DESCRIPTION,
+    )
+    demo_module.add_arguments(demo)
+    demo.set_defaults(handler=_demo)
 
     check = commands.add_parser(
         "check-config",
@@ -124,9 +122,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    demo = importlib.import_module("gateway.runtime.demo")
-    result = demo.main(list(args.demo_args))
-    return int(result or 0)
+    from gateway.runtime.demo import run_from_args
+
+    return run_from_args(args)
 
 
 def _check_config(args: argparse.Namespace) -> int:
