@@ -36,14 +36,17 @@ from gateway.haystack.codecs.common import (
     parse_time,
 )
 from gateway.haystack.codecs.jsondoc import (
+    NAME_OK,
     Invalid,
     dump,
     gc_paused,
     invalid_to_parse_error,
     load,
+    member,
+    read_cols,
     unexpected_error,
 )
-from gateway.haystack.grid import Col, Grid
+from gateway.haystack.grid import Grid
 from gateway.haystack.kinds import (
     MARKER,
     NA,
@@ -185,7 +188,6 @@ _ENCODERS: Final[dict[type, Callable[[Any], Any]]] = {
 # Reader
 # ---------------------------------------------------------------------------------------------
 
-_NAME_OK: Final = re.compile(r"[a-z][a-zA-Z0-9_]*").fullmatch
 _REF_ID_OK: Final = re.compile(r"[A-Za-z0-9_:\-.~]+").fullmatch
 _NUMBER_RE: Final = re.compile(
     r"(-?INF|NaN|-?0x[0-9a-fA-F_]+|-?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?)"
@@ -235,48 +237,20 @@ def from_json(obj: Any) -> Value:
 
 
 def _grid(obj: dict[str, Any]) -> Grid:
-    meta_json = _member(obj, "meta", dict, {})
+    meta_json = member(obj, "meta", dict, {})
     try:
         meta = _tags(meta_json)
     except Invalid as err:
         err.path.append("meta")
         raise
     meta.pop("ver", None)
-    cols = _cols(_member(obj, "cols", list, []))
-    rows = _member(obj, "rows", list, [])
+    cols = read_cols(
+        member(obj, "cols", list, []),
+        lambda col: _tags({k: v for k, v in col.items() if k != "name"}),
+    )
+    rows = member(obj, "rows", list, [])
     _rows(rows)
     return Grid(cols, tuple(rows), meta)
-
-
-def _member(obj: dict[str, Any], key: str, cls: type, default: Any) -> Any:
-    val = obj.get(key)
-    if val is None:
-        return default
-    if val.__class__ is not cls:
-        err = Invalid(f"{key!r} must be a JSON {'object' if cls is dict else 'array'}")
-        err.path.append(key)
-        raise err
-    return val
-
-
-def _cols(cols_json: list[Any]) -> list[Col]:
-    cols: list[Col] = []
-    seen: set[str] = set()
-    for index, col in enumerate(cols_json):
-        try:
-            if col.__class__ is not dict:
-                raise Invalid("a column must be a JSON object")
-            name = col.get("name")
-            if name.__class__ is not str or not _NAME_OK(name):
-                raise Invalid(f"invalid column name {name!r}")
-            if name in seen:
-                raise Invalid(f"duplicate column {name!r}")
-            seen.add(name)
-            cols.append(Col(name, _tags({k: v for k, v in col.items() if k != "name"})))
-        except Invalid as err:
-            err.path += [index, "cols"]
-            raise
-    return cols
 
 
 def _rows(rows: list[Any]) -> None:
@@ -300,7 +274,7 @@ def _rows(rows: list[Any]) -> None:
 def _tags(obj: dict[str, Any]) -> dict[str, Value]:
     out: dict[str, Value] = {}
     for name, val in obj.items():
-        if val is None or not _NAME_OK(name):
+        if val is None or not NAME_OK(name):
             continue
         try:
             out[name] = from_json(val)

@@ -43,11 +43,14 @@ from gateway.haystack.codecs.common import (
 )
 from gateway.haystack.codecs.json4_rows import decode_rows
 from gateway.haystack.codecs.jsondoc import (
+    NAME_OK,
     Invalid,
     dump,
     gc_paused,
     invalid_to_parse_error,
     load,
+    member,
+    read_cols,
     unexpected_error,
 )
 from gateway.haystack.errors import UnknownTimeZoneError
@@ -221,7 +224,6 @@ _ENCODERS: Final[dict[type, Callable[[Any], Any]]] = {
 # Reader
 # ---------------------------------------------------------------------------------------------
 
-_NAME_OK: Final = re.compile(r"[a-z][a-zA-Z0-9_]*").fullmatch
 _REF_ID_OK: Final = re.compile(r"[A-Za-z0-9_:\-.~]+").fullmatch
 _NONFINITE: Final = {"INF": math.inf, "-INF": -math.inf, "NaN": math.nan}
 
@@ -343,53 +345,21 @@ def from_json(obj: Any) -> Value:
 def _grid(obj: dict[str, Any], rows: list[dict[str, Value]] | None = None) -> Grid:
     meta = _meta(obj)
     meta.pop("ver", None)
-    cols_json = _member(obj, "cols", list, None)
+    cols_json = member(obj, "cols", list, None)
     if rows is None:
-        rows = _member(obj, "rows", list, [])
+        rows = member(obj, "rows", list, [])
         _rows(rows)
-    cols = _cols(cols_json) if cols_json is not None else _cols_of_rows(rows)
+    cols = read_cols(cols_json, _meta) if cols_json is not None else _cols_of_rows(rows)
     return Grid(cols, tuple(rows), meta)
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Value]:
     try:
-        return _tags(_member(obj, "meta", dict, {}))
+        return _tags(member(obj, "meta", dict, {}))
     except Invalid as err:
         if err.path[-1:] != ["meta"]:
             err.path.append("meta")
         raise
-
-
-def _member(obj: dict[str, Any], key: str, cls: type, default: Any) -> Any:
-    val = obj.get(key)
-    if val is None:
-        return default
-    if val.__class__ is not cls:
-        err = Invalid(f"{key!r} must be a JSON {'object' if cls is dict else 'array'}")
-        err.path.append(key)
-        raise err
-    return val
-
-
-def _cols(cols_json: list[Any]) -> list[Col]:
-    cols: list[Col] = []
-    seen: set[str] = set()
-    for index, col in enumerate(cols_json):
-        try:
-            if col.__class__ is not dict:
-                raise Invalid("a column must be a JSON object")
-            name = col.get("name")
-            if name.__class__ is not str or not _NAME_OK(name):
-                raise Invalid(f"invalid column name {name!r}")
-            if name in seen:
-                raise Invalid(f"duplicate column {name!r}")
-            seen.add(name)
-            cols.append(Col(name, _meta(col)))
-        except Invalid as err:
-            err.path.append(index)
-            err.path.append("cols")
-            raise
-    return cols
 
 
 def _cols_of_rows(rows: list[dict[str, Any]]) -> list[Col]:
@@ -397,7 +367,7 @@ def _cols_of_rows(rows: list[dict[str, Any]]) -> list[Col]:
     names: dict[str, None] = {}
     for row in rows:
         for name in row:
-            if _NAME_OK(name):
+            if NAME_OK(name):
                 names[name] = None
     return [Col(name) for name in names]
 
@@ -427,7 +397,7 @@ def _tags(obj: dict[str, Any]) -> dict[str, Value]:
     out: dict[str, Value] = {}
     conv_of = _CONV.get
     for name, val in obj.items():
-        if val is None or not _NAME_OK(name):
+        if val is None or not NAME_OK(name):
             continue
         conv = conv_of(val.__class__)
         if conv is None:

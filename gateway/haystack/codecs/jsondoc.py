@@ -20,6 +20,7 @@ from typing import Any, Final
 import orjson
 
 from gateway.haystack.errors import ParseError
+from gateway.haystack.grid import Col
 
 __all__ = [
     "Invalid",
@@ -62,6 +63,45 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+#: A valid Haystack tag name.
+NAME_OK: Final = re.compile(r"[a-z][a-zA-Z0-9_]*").fullmatch
+
+
+def member(obj: dict[str, Any], key: str, cls: type, default: Any) -> Any:
+    """``obj[key]`` when it is of JSON type ``cls`` (``default`` when absent), else Invalid."""
+    val = obj.get(key)
+    if val is None:
+        return default
+    if val.__class__ is not cls:
+        err = Invalid(f"{key!r} must be a JSON {'object' if cls is dict else 'array'}")
+        err.path.append(key)
+        raise err
+    return val
+
+
+def read_cols(
+    cols_json: list[Any], meta_of: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[Col]:
+    """The columns of a grid's ``cols`` array; ``meta_of`` reads a column object's meta."""
+    cols: list[Col] = []
+    seen: set[str] = set()
+    for index, col in enumerate(cols_json):
+        try:
+            if col.__class__ is not dict:
+                raise Invalid("a column must be a JSON object")
+            name = col.get("name")
+            if name.__class__ is not str or not NAME_OK(name):
+                raise Invalid(f"invalid column name {name!r}")
+            if name in seen:
+                raise Invalid(f"duplicate column {name!r}")
+            seen.add(name)
+            cols.append(Col(name, meta_of(col)))
+        except Invalid as err:
+            err.path += [index, "cols"]
+            raise
+    return cols
 
 
 def load(data: bytes | bytearray | memoryview | str) -> Any:
