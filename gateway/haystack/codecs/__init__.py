@@ -21,7 +21,7 @@ Media types match without their parameters (``text/zinc; charset=utf-8``), excep
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -58,6 +58,21 @@ class Format:
             raise UnsupportedFormatError(f"{self.mime} cannot be written")
         out = _codec(self.module).encode_grid(grid)
         return out.encode("utf-8") if isinstance(out, str) else bytes(out)
+
+    def encode_iter(self, grid: Grid) -> Iterator[bytes]:
+        """The grid in this format as UTF-8 chunks (for streaming a large response).
+
+        A codec module may offer ``encode_grid_iter(grid)`` to write a large grid in pieces
+        without holding the whole document; otherwise the document comes as one chunk.
+        """
+        if not self.can_write:
+            raise UnsupportedFormatError(f"{self.mime} cannot be written")
+        chunks = getattr(_codec(self.module), "encode_grid_iter", None)
+        if chunks is None:
+            yield self.encode(grid)
+            return
+        for chunk in chunks(grid):
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
 
     def decode(self, data: bytes | str) -> Grid:
         """A grid read from this format; ParseError when malformed."""

@@ -90,3 +90,10 @@ def test_malformed_input_is_a_parse_error(fmt: object) -> None:
 def test_zinc_json4_json3_agree(grid: Grid) -> None:
     for mime in ("text/zinc", "application/json", "application/vnd.haystack+json;version=3"):
         assert decode(encode(grid, mime), mime) == grid, mime
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f.can_write], ids=lambda f: f.name)
+def test_encode_iter_gives_the_same_document(fmt: object) -> None:
+    chunks = list(fmt.encode_iter(GRID))  # type: ignore[attr-defined]
+    assert chunks and all(isinstance(c, bytes) for c in chunks)
+    assert b"".join(chunks) == fmt.encode(GRID)  # type: ignore[attr-defined]
