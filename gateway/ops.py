@@ -325,7 +325,7 @@ class HaystackOps(HisOps):
             if not isinstance(filter_text, str):
                 raise CallError("read filter must be a Str")
             matches = await self.storage.read_by_filter(filter_text, _limit(row))
-            return Grid.from_rows(matches)
+            return Grid.from_rows(matches, nulls=False)  # a store's records hold no None
         return _rows_by_id(await self.storage.read_by_ids(_ids(grid)))
 
     async def nav(self, grid: Grid) -> Grid:
@@ -337,7 +337,7 @@ class HaystackOps(HisOps):
         if nav_id is not None and not isinstance(nav_id, Ref):
             raise CallError("navId must be a Ref or a Str")
         children = await self.storage.nav_children(nav_id)
-        return Grid.from_rows(children)
+        return Grid.from_rows(children, nulls=False)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -368,7 +368,8 @@ class HaystackOps(HisOps):
         method_name = self._actions.get(name)
         if method_name is None:
             raise CallError(f"unknown action {name!r} on {target}")
-        result = await getattr(self, method_name)(rec, dict(grid.first() or {}))
+        # The action gets its own copy: a stored record is read-only (see storage.base).
+        result = await getattr(self, method_name)(dict(rec), dict(grid.first() or {}))
         return result if isinstance(result, Grid) else Grid.empty()
 
     # -- watches ------------------------------------------------------------------------
@@ -421,7 +422,7 @@ class HaystackOps(HisOps):
                 {k: r[k] for k in ("id", "curVal", "curStatus") if r.get(k) is not None}
                 for r in records
             ]
-        return Grid.from_rows(records, {"watchId": watch_id})
+        return Grid.from_rows(records, {"watchId": watch_id}, nulls=False)
 
     def _lease(self, val: Value) -> float:
         if val is None:
@@ -468,7 +469,7 @@ def _ids(grid: Grid) -> list[Ref]:
 def _rows_by_id(records: list[dict[str, Value] | None]) -> Grid:
     # Unknown ids give all-null rows; the id column is always there.
     rows = [r if r is not None else {} for r in records]
-    grid = Grid.from_rows(rows)
+    grid = Grid.from_rows(rows, nulls=False)
     if not grid.has_col("id"):
         return Grid(_READ_ID_COLS, rows)
     return grid

@@ -123,27 +123,36 @@ class HisOps:
         if expected is None:
             raise CallError(f"{point_id} has kind {kind!r}; history needs Number, Bool, Str")
         samples: list[HisSample] = []
+        append = samples.append
+        zone_ok: dt.tzinfo | None = None  # the last zone found to be the point's
         for index, row in enumerate(grid.rows):
             val = row.get(col)
             if val is None:
                 continue
             ts = row.get("ts")
-            where = f"{point_id} row {index}"
             if not isinstance(ts, dt.datetime):
-                raise CallError(f"{where}: ts must be a DateTime, got {ts!r}")
-            if hs_name(ts.tzinfo) != tz_name:
-                raise CallError(
-                    f"{where}: ts is in {hs_name(ts.tzinfo)}, the point is in {tz_name}"
-                )
-            if val is not NA and val.__class__ is not expected:
-                raise CallError(f"{where}: {kind_name(val)} value for a {kind} point")
-            if isinstance(val, Number) and val.unit != unit:
-                if val.unit is not None:
+                raise CallError(f"{point_id} row {index}: ts must be a DateTime, got {ts!r}")
+            zone = ts.tzinfo
+            if zone is not zone_ok:  # a batch has one zone object: name it once
+                if hs_name(zone) != tz_name:
                     raise CallError(
-                        f"{where}: unit {val.unit} does not match the point's unit {unit}"
+                        f"{point_id} row {index}: ts is in {hs_name(zone)},"
+                        f" the point is in {tz_name}"
                     )
-                val = Number(val.val, unit)
-            samples.append((ts, val))
+                zone_ok = zone
+            cls = val.__class__
+            if cls is not expected and val is not NA:
+                raise CallError(
+                    f"{point_id} row {index}: {kind_name(val)} value for a {kind} point"
+                )
+            if cls is Number and val[1] != unit:
+                if val[1] is not None:
+                    raise CallError(
+                        f"{point_id} row {index}: unit {val[1]} does not match the point's"
+                        f" unit {unit}"
+                    )
+                val = Number(val[0], unit)
+            append((ts, val))
         return samples
 
     async def _his_point(self, point_id: Ref) -> Mapping[str, Value]:

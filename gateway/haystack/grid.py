@@ -12,6 +12,7 @@ receives a grid must not mutate its rows.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
@@ -91,17 +92,32 @@ class Grid:
         rows: Iterable[Mapping[str, Value]],
         meta: Mapping[str, Value] | None = None,
         col_meta: Mapping[str, Mapping[str, Value]] | None = None,
+        *,
+        nulls: bool = True,
     ) -> Grid:
         """A grid whose columns are the union of the rows' tags, in order of first appearance.
 
-        Tags whose value is ``None`` do not make a column.
+        Tags whose value is ``None`` do not make a column. The row dicts are kept as they are
+        (rows that are other mappings are copied into dicts). ``nulls=False`` promises that no
+        row holds a ``None`` value (a store's records never do): the columns are then found
+        without looking at any value, about twice as fast for a large read.
         """
-        rows_t = tuple(r if isinstance(r, dict) else dict(r) for r in rows)
-        names: dict[str, None] = {}
-        for row in rows_t:
-            for name, val in row.items():
-                if val is not None and name not in names:
-                    names[name] = None
+        given = tuple(rows)
+        rows_t: tuple[dict[str, Value], ...]
+        if all(r.__class__ is dict for r in given):
+            rows_t = given  # type: ignore[assignment]  # checked just above
+        else:
+            rows_t = tuple(r if isinstance(r, dict) else dict(r) for r in given)
+        names: dict[str, object] = {}
+        if nulls:
+            for row in rows_t:
+                for name, val in row.items():
+                    if val is not None and name not in names:
+                        names[name] = None
+        else:
+            # dict.update keeps the position of a key it has seen: the union in order of
+            # first appearance, in C.
+            deque(map(names.update, rows_t), 0)
         col_meta = col_meta or {}
         cols = [Col(n, col_meta.get(n)) for n in names]
         return cls(cols, rows_t, meta)

@@ -181,8 +181,12 @@ def _slow_iso(t: float, tz: dt.tzinfo, utc: bool) -> str:
 
 def float_texts(nums: Sequence[float], unit: str | None) -> list[str]:
     """Zinc-style texts of floats with a unit suffix (``20kW``, ``20.5kW``; NaN without it)."""
+    from gateway.haystack.codecs.bulk import zinc_floats
     from gateway.haystack.codecs.common import format_float
 
+    fast = zinc_floats(nums, unit or "")  # every float finite: one orjson pass
+    if fast is not None:
+        return fast
     texts = list(map(repr, nums))
     suffix = unit or ""
     out = [t[:-2] + suffix if t[-2:] == ".0" else t + suffix for t in texts]

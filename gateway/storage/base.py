@@ -7,7 +7,10 @@ both. A store holds:
 - **records** (Haystack dicts with an ``id`` Ref). ``add_records`` / ``update_records`` /
   ``remove_records`` change them; ``read_by_ids`` / ``read_by_filter`` / ``nav_children`` read
   them. A tag whose value is ``None`` is absent; in ``update_records`` the value ``REMOVE``
-  deletes a tag. Records returned are fresh dicts the caller may keep (never the store's own).
+  deletes a tag. Records returned are **read-only**: the stores hand out their own dicts (a
+  copy of every record read cost a third of a large read). A store never changes a dict it
+  handed out (an update replaces the record with a new dict), so a caller may keep one as a
+  snapshot, but must never mutate it: copy it first (``dict(rec)``) to change it.
 - **runtime tags** (``RUNTIME_TAGS``: curVal, curStatus, connStatus, writeVal, ...). They are
   ordinary tags to readers and filters, but a store keeps them in memory only: drivers update
   them on every poll and an SD card must last years. After a restart they are gone until the
@@ -120,12 +123,13 @@ class RecordStore(Protocol):
         """Remove records with their history and priority array; unknown ids are ignored."""
 
     async def read_by_ids(self, ids: Sequence[Ref]) -> list[dict[str, Value] | None]:
-        """The records in request order; ``None`` where an id is unknown."""
+        """The records in request order (read-only dicts); ``None`` where an id is unknown."""
 
     async def read_by_filter(
         self, filter: Filter | str, limit: int | None = None
     ) -> list[dict[str, Value]]:
-        """Records matching a filter (``->`` paths resolved in the store), at most ``limit``."""
+        """Records matching a filter (``->`` paths resolved in the store), at most ``limit``;
+        read-only dicts."""
 
     async def his_read(
         self, id: Ref, start: dt.datetime | None = None, end: dt.datetime | None = None

@@ -232,11 +232,7 @@ class IndexedAdapter:
     # -- watches ---------------------------------------------------------------------------
 
     def _watch_info(self, watch_id: str, dis: str, lease: float, keys: list[str]) -> WatchInfo:
-        ids: list[Ref] = []
-        for key in keys:
-            rec = self._index.get(key)
-            if rec is not None:
-                ids.append(rec["id"])
+        ids: list[Ref] = [rec["id"] for rec in map(self._index.get, keys) if rec is not None]
         return WatchInfo(watch_id, dis, lease, ids)
 
     async def watch_sub(
@@ -254,12 +250,8 @@ class IndexedAdapter:
     async def watch_poll(self, watch_id: str, refresh: bool, now: float) -> list[dict[str, Value]]:
         await trio.lowlevel.checkpoint()
         keys = self._watches.poll(watch_id, refresh, now)
-        out: list[dict[str, Value]] = []
-        for key in keys:
-            rec = self._index.get(key)
-            if rec is not None:
-                out.append(dict(rec))
-        return out
+        get = self._index.get
+        return [rec for rec in map(get, keys) if rec is not None]
 
     # -- users (UserStore) -----------------------------------------------------------------
 

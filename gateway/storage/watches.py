@@ -109,10 +109,11 @@ class WatchRegistry:
                 watch.dis = dis
         watch.lease = self.grant(lease)
         watch.expires = now + watch.lease
+        version_of, seen = self._version_of, watch.seen
         for key in keys:
-            version = self._version_of(key)
+            version = version_of(key)
             if version is not None:
-                watch.seen[key] = version
+                seen[key] = version
         return watch
 
     def _new_id(self) -> str:

@@ -13,7 +13,9 @@ haystack-nclient), at ``{prefix}/{project}/{op}``; a trailing ``/`` is tolerated
 Str) -> 405 otherwise; unknown op -> 404; a method other than GET/POST -> 501; unsupported Accept
 -> 406; unsupported Content-Type -> 415; a body that cannot be read -> 400; a body over
 ``max_body`` bytes -> 413. Everything after the request grid was read is HTTP 200 with a grid,
-an error grid when the op failed. The app is a normal Quart app: add routes to it freely.
+an error grid when the op failed (the rules: :mod:`gateway.web.ophandler`). The app is a normal
+Quart app: add routes to it freely. Op requests are answered below Quart, in raw ASGI, for
+speed (:mod:`gateway.web.fastpath`): Quart's request hooks do not run for them.
 """
 
 from __future__ import annotations
@@ -21,19 +23,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from gateway.haystack.codecs import UnsupportedFormatError, format_for
-from gateway.haystack.errors import ParseError
-from gateway.haystack.grid import Grid
-from gateway.ops import HaystackOps, OpInfo, RequestContext, request_context
+from gateway.ops import HaystackOps, OpInfo
 from gateway.storage.base import StorageAdapter
-from gateway.web.negotiate import grid_from_query, response_format
+from gateway.web.fastpath import OP_ENDPOINT, HaystackApp
+from gateway.web.ophandler import BodyTooLargeError, OpHandler, OpReply
 from gateway.web.security import AuthGate, ensure_superuser
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 #: Default request body limit: 16 MiB (a large hisWrite batch fits).
 DEFAULT_MAX_BODY: Final = 16 * 1024 * 1024
 _ALL_METHODS: Final = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-_NO_CACHE: Final = "no-cache, no-store"
-_PLAIN: Final = "text/plain; charset=utf-8"
 
 
 def create_app(
@@ -86,11 +84,11 @@ def create_app(
     elif auth_options:
         raise TypeError("auth_options apply only with authenticator=")
 
-    app = QuartTrio(__name__)
+    app = HaystackApp(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body
     app.extensions["haystack_ops"] = ops
     app.extensions["haystack_auth"] = auth
-    handler = _OpHandler(ops, auth, max_body)
+    handler = OpHandler(ops, auth, max_body)
 
     opened_here = False
 
@@ -112,9 +110,12 @@ def create_app(
             await ops.storage.aclose()
 
     async def serve_op(op_path: str) -> Response:
-        return await handler.handle(op_path)
+        # Reached only when a request comes through Quart (its test client, say): the server
+        # answers op requests below Quart with the same handler (gateway.web.fastpath).
+        return _response(await handler.handle(_QuartOpRequest(), op_path))
 
-    app.add_url_rule(f"{prefix}/<path:op_path>", "haystack_op", serve_op, methods=_ALL_METHODS)
+    app.add_url_rule(f"{prefix}/<path:op_path>", OP_ENDPOINT, serve_op, methods=_ALL_METHODS)
+    app.serve_ops(prefix, handler)
     if auth is not None and auth.user_store is not None:
         from gateway.web.users import register_users_api
 
@@ -133,98 +134,41 @@ async def _expire_timed_overrides(ops: HaystackOps) -> None:
             await ops.writes.wait_changed()
 
 
-class _OpHandler:
-    """One HTTP request -> one op, with every HTTP rule of the spec."""
+class _QuartOpRequest:
+    """The current Quart request as an ``OpRequest`` (the op route inside Quart)."""
 
-    def __init__(self, ops: HaystackOps, auth: AuthGate | None, max_body: int) -> None:
-        self.ops = ops
-        self.auth = auth
-        self.max_body = max_body
+    __slots__ = ()
 
-    async def handle(self, op_path: str) -> Response:
-        method = request.method
-        if method not in ("GET", "POST"):
-            return _plain(501, f"method {method} is not supported; use GET or POST")
-        name = op_path.rstrip("/").rsplit("/", 1)[-1]
-        ctx = RequestContext(client=_client(request.scope))
-        if self.auth is not None:
-            denied, ctx = await self.auth.check(request, name)
-            if denied is not None:
-                return denied
-        info = self.ops.find_op(name)
-        if info is None:
-            return _plain(404, f"no op {name!r}")
-        negotiated = response_format(request.headers.get("Accept"))
-        if negotiated is None:
-            return _plain(406, f"cannot answer in {request.headers.get('Accept')!r}")
-        fmt, content_type = negotiated
-        if method == "GET":
-            if info.side_effects:
-                return _error(405, f"{name} changes state: use POST", fmt, content_type)
-            grid = grid_from_query(request.args.items(multi=True))
-        else:
-            grid_or_response = await self._read_body(fmt, content_type)
-            if isinstance(grid_or_response, Response):
-                return grid_or_response
-            grid = grid_or_response
-        if self.auth is not None:
-            denied = self.auth.authorize(ctx, info, grid, fmt, content_type)
-            if denied is not None:
-                return denied
-        with request_context(ctx):
-            result = await self.ops.dispatch(info, grid)
-        if self.auth is not None and name == "close" and not result.is_error:
-            await self.auth.logout(ctx)
-        return _grid_response(result, fmt, content_type)
+    @property
+    def method(self) -> str:
+        return request.method
 
-    async def _read_body(self, fmt: Any, content_type: str) -> Grid | Response:
-        length = request.content_length
-        if length is not None and length > self.max_body:
-            return _error(413, f"request body over {self.max_body} bytes", fmt, content_type)
+    @property
+    def scope(self) -> Mapping[str, Any]:
+        return request.scope
+
+    def header(self, name: str) -> str | None:
+        return request.headers.get(name)
+
+    def query_items(self) -> Iterable[tuple[str, str]]:
+        return request.args.items(multi=True)
+
+    async def read_body(self, limit: int) -> bytes:
         try:
             body = await request.get_data(cache=False)
-        except Exception as exc:  # werkzeug's RequestEntityTooLarge and friends
+        except Exception as exc:  # werkzeug's RequestEntityTooLarge (MAX_CONTENT_LENGTH)
             if getattr(exc, "code", None) == 413:
-                return _error(413, f"request body over {self.max_body} bytes", fmt, content_type)
+                raise BodyTooLargeError from None
             raise
         assert isinstance(body, bytes)
-        if not body.strip():
-            return Grid.empty()
-        mime = request.headers.get("Content-Type")
-        if not mime:
-            return _error(400, "a request body needs a Content-Type", fmt, content_type)
-        body_format = format_for(mime)
-        if body_format is None or not body_format.can_read:
-            return _error(415, f"cannot read {mime!r}", fmt, content_type)
-        try:
-            return body_format.decode(body)
-        except (ParseError, UnsupportedFormatError) as exc:
-            return _error(400, f"cannot read the request grid: {exc}", fmt, content_type)
+        if len(body) > limit:
+            raise BodyTooLargeError
+        return body
 
 
-def _client(scope: Mapping[str, Any]) -> str | None:
-    peer = scope.get("client")
-    return f"{peer[0]}:{peer[1]}" if peer else None
-
-
-def _grid_response(grid: Grid, fmt: Any, content_type: str, status: int = 200) -> Response:
-    body = fmt.encode(grid)
-    return Response(
-        body,
-        status=status,
-        headers={"Content-Type": content_type, "Cache-Control": _NO_CACHE},
-    )
-
-
-def _error(status: int, message: str, fmt: Any, content_type: str) -> Response:
-    """An HTTP error whose body is an error grid in the negotiated format."""
-    return _grid_response(Grid.make_error(message), fmt, content_type, status)
-
-
-def _plain(status: int, message: str) -> Response:
-    return Response(
-        message + "\n", status=status, headers={"Content-Type": _PLAIN, "Cache-Control": _NO_CACHE}
-    )
+def _response(reply: OpReply) -> Response:
+    body = reply.body if reply.chunks is None else b"".join(reply.chunks)
+    return Response(body, status=reply.status, headers=reply.headers)
 
 
 def op_info(ops: HaystackOps, name: str) -> OpInfo | None:

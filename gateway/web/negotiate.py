@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final
 
 from gateway.haystack.codecs import ZINC, Format, format_for
@@ -32,8 +33,12 @@ _CONTENT_TYPES: Final = {
 }
 
 
+@lru_cache(maxsize=256)
 def response_format(accept: str | None) -> tuple[Format, str] | None:
-    """The format to answer in and the Content-Type to send, or None (-> 406)."""
+    """The format to answer in and the Content-Type to send, or None (-> 406).
+
+    Cached per Accept string: a client sends the same one on every request.
+    """
     if not accept or not accept.strip():
         return ZINC, _ZINC_CONTENT_TYPE
     entries = [e.strip() for e in accept.split(",") if e.strip()]

@@ -64,9 +64,11 @@ __all__ = [
     "SUPERUSER_PASSWORD_ENV",
     "SUPERUSER_USERNAME_ENV",
     "AuthGate",
+    "RawReply",
     "ensure_superuser",
     "load_or_create_secret",
     "peer_common_name",
+    "reply_parts",
 ]
 
 log = logging.getLogger(__name__)
@@ -186,10 +188,16 @@ class AuthGate:
 
     async def identify(self, req: Request) -> tuple[AuthReply, RequestContext]:
         """The auth reply for a request and the caller (anonymous unless ``reply.proceed``)."""
-        scope = req.scope
+        return await self.identify_scope(req.scope, req.headers.get("Authorization"))
+
+    async def identify_scope(
+        self, scope: Mapping[str, Any], authorization: str | None
+    ) -> tuple[AuthReply, RequestContext]:
+        """:meth:`identify` from the ASGI scope and the ``Authorization`` header (for the op
+        routes, which are served below Quart: see ``gateway.web.fastpath``)."""
         client = _client_host(scope)
         reply = await self.service.authenticate(
-            req.headers.get("Authorization"),
+            authorization,
             now=self.clock(),
             client=client,
             tls=scope.get("scheme") == "https",
@@ -212,6 +220,15 @@ class AuthGate:
             return _reply_response(reply), ctx
         return None, ctx
 
+    async def check_scope(
+        self, scope: Mapping[str, Any], authorization: str | None
+    ) -> tuple[RawReply | None, RequestContext]:
+        """:meth:`check` without Quart: (status, headers, body) to send now, or None."""
+        reply, ctx = await self.identify_scope(scope, authorization)
+        if not reply.proceed:
+            return reply_parts(reply), ctx
+        return None, ctx
+
     def role_of(self, ctx: RequestContext) -> Role:
         """The caller's role (``default_role`` when the authenticator gave none)."""
         return Role(ctx.role) if ctx.role else self.default_role
@@ -224,17 +241,29 @@ class AuthGate:
         self, ctx: RequestContext, info: OpInfo, grid: Grid, fmt: Format, content_type: str
     ) -> Response | None:
         """None when the caller's role may run this op, else a 403 with an error grid."""
+        scope = request.scope if has_request_context() else None
+        refusal = self.refusal(ctx, info, grid, scope)
+        if refusal is None:
+            return None
+        return _grid_response(403, Grid.make_error(refusal), fmt, content_type)
+
+    def refusal(
+        self, ctx: RequestContext, info: OpInfo, grid: Grid, scope: Mapping[str, Any] | None
+    ) -> str | None:
+        """None when the caller's role may run this op, else why not (the 403's message).
+
+        Allowed ops above the viewer role are logged with the client certificate's subject,
+        read from ``scope`` (the request's ASGI scope).
+        """
         role = self.role_of(ctx)
         writes = info.name == "pointWrite" and any(r.get("level") is not None for r in grid)
         if self.matrix.allows(role, info.name, writes=writes):
             if self.matrix.required(info.name, writes=writes) is not Role.VIEWER:
-                _audit(ctx, role, f"{info.name} (write)" if writes else info.name)
+                _audit(ctx, role, f"{info.name} (write)" if writes else info.name, scope)
             return None
         what = f"{info.name} (write)" if writes else info.name
         log.info("refused %s to %s (role %s) from %s", what, ctx.user, role, ctx.client)
-        return _grid_response(
-            403, Grid.make_error(f"role {role} may not call {what}"), fmt, content_type
-        )
+        return f"role {role} may not call {what}"
 
     async def logout(self, ctx: RequestContext) -> None:
         """The ``close`` op: revoke the caller's token."""
@@ -247,8 +276,8 @@ class AuthGate:
         return await self.service.tokens.revoke_user(username)
 
 
-def _audit(ctx: RequestContext, role: Role, op: str) -> None:
-    subject = client_subject(request.scope) if has_request_context() else None
+def _audit(ctx: RequestContext, role: Role, op: str, scope: Mapping[str, Any] | None) -> None:
+    subject = client_subject(scope) if scope is not None else None
     if subject is not None:
         log.info("%s by %s (role %s) from %s [%s]", op, ctx.user, role, ctx.client, subject)
     else:
@@ -260,15 +289,25 @@ def _client_host(scope: Mapping[str, Any]) -> str | None:
     return str(peer[0]) if peer else None
 
 
-def _reply_response(reply: AuthReply) -> Response:
+#: A response as parts: status, headers, body.
+RawReply = tuple[int, dict[str, str], bytes]
+
+
+def reply_parts(reply: AuthReply) -> RawReply:
+    """The HTTP response of an auth reply that does not proceed, as (status, headers, body)."""
     headers = {"Cache-Control": _NO_CACHE}
     headers.update(dict(reply.headers))
     if reply.status >= 400:
         body = ZINC.encode(Grid.make_error(reply.message or "not authorized"))
         headers["Content-Type"] = _ZINC_TYPE
-        return Response(body, status=reply.status, headers=headers)
+        return reply.status, headers, body
     # 401 handshake steps and the 200 that finishes a login carry no grid
-    return Response(b"", status=reply.status, headers=headers)
+    return reply.status, headers, b""
+
+
+def _reply_response(reply: AuthReply) -> Response:
+    status, headers, body = reply_parts(reply)
+    return Response(body, status=status, headers=headers)
 
 
 def _grid_response(status: int, grid: Grid, fmt: Format, content_type: str) -> Response:

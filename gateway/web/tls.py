@@ -34,11 +34,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
@@ -47,7 +45,13 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
 
-from gateway.auth.pki import common_name
+from gateway.web.memory import release_large_buffers
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# ``cryptography`` (and gateway.auth.pki, which uses it) is imported where a certificate is
+# read, not here: a gateway serving plain HTTP never loads its ~8 MiB.
 
 __all__ = [
     "PEER_CERTIFICATE_STATE",
@@ -181,6 +185,8 @@ def _read(path: str | Path, what: str) -> bytes:
 
 
 def _pem_certificates(path: str | Path, what: str) -> list[x509.Certificate]:
+    from cryptography import x509
+
     data = _read(path, what)
     try:
         certs = x509.load_pem_x509_certificates(data)
@@ -190,6 +196,8 @@ def _pem_certificates(path: str | Path, what: str) -> list[x509.Certificate]:
 
 
 def _private_key(path: str | Path, password: bytes | None) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
     data = _read(path, "private key")
     try:
         return serialization.load_pem_private_key(data, password=password)
@@ -223,6 +231,10 @@ class PeerCertificate:
     @classmethod
     def from_der(cls, der: bytes) -> PeerCertificate:
         """Read the DER certificate that ``ssl`` gives for the peer."""
+        from cryptography import x509
+
+        from gateway.auth.pki import common_name
+
         cert = x509.load_der_x509_certificate(der)
         return cls(
             cert.subject.rfc4514_string(),
@@ -309,10 +321,12 @@ async def serve(
     of ``config``, if any, apply. The binds (``https://127.0.0.1:8443``) go to ``task_status``;
     ``shutdown_trigger`` returning starts a graceful shutdown bounded by
     ``config.graceful_timeout``. Unlike Hypercorn, ``max_requests`` gets no random jitter (one
-    worker process: nothing to stagger).
+    worker process: nothing to stagger). Large transient buffers (a big hisRead document) are
+    given back to the operating system once freed (:mod:`gateway.web.memory`).
     """
     if config.quic_bind:
         raise ValueError("gateway.web.tls.serve does not serve HTTP/3 (quic_bind)")
+    release_large_buffers()
     if tls is not None:
         tls.configure(config)
     ssl_context = tls.ssl_context() if tls is not None else config.create_ssl_context()

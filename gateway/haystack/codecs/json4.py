@@ -4,9 +4,8 @@ Null, Bool, Str, List and Dict are native JSON; a finite Number without unit is 
 number; every other kind is an object tagged with ``_kind`` (``{"_kind":"ref","val":"a"}``). A
 grid is ``{"_kind":"grid","meta":{"ver":"3.0",...},"cols":[{"name":..,"meta":{..}}],"rows":[..]}``.
 
-Writer: always writes the top-level ``"_kind":"grid"`` and a DateTime's ``tz`` (phable needs
-both). Unitless finite numbers are written as JSON floats (``72.0``). Row dicts are handed to the
-serializer as they are, so a row cell for a column the grid does not declare is written too.
+Writer: ``encode_grid``, ``encode_grid_iter`` (UTF-8 chunks, for long responses) and
+``encode_val``, from :mod:`json4_write`.
 
 Reader: accepts a grid without ``_kind``, an explicit ``"_kind":"dict"``, a DateTime without
 ``tz`` (the spec's GMT), and ``{"_kind":"bin","mime":..}`` as ``XStr("Bin", mime)``. In Dicts
@@ -15,13 +14,11 @@ spec says; grid meta loses its ``ver``. Row cells are kept as parsed (a null cel
 ``None``). Anything else malformed raises ``ParseError`` with the line and column of the
 offending value.
 
-Speed: orjson writes the JSON, calling back here only for values that are not native JSON
-(dispatch on ``value.__class__``, the frequent kinds first). Reading, a grid whose rows all have
-one simple shape (a history, a uniform point list) goes through :mod:`json4_rows`, which reads
-the rows with one regex pass and converts whole columns at once; any other document is parsed by
-orjson and its row dicts are converted in place (only the cells that are not native JSON
-change). The cyclic garbage collector is paused while a document is decoded (see
-:func:`jsondoc.gc_paused`).
+Speed: a grid whose rows all have one simple shape (a history, a uniform point list) goes
+through :mod:`json4_rows`, which reads the rows with one regex pass and converts whole columns at
+once; any other document is parsed by orjson and its row dicts are converted in place (only the
+cells that are not native JSON change). The cyclic garbage collector is paused while a document
+is decoded (see :func:`jsondoc.gc_paused`).
 """
 
 from __future__ import annotations
@@ -35,17 +32,15 @@ from typing import Any, Final
 import orjson
 
 from gateway.haystack.codecs.common import (
-    format_datetime_iso,
-    format_time,
     parse_date,
     parse_datetime,
     parse_time,
 )
 from gateway.haystack.codecs.json4_rows import decode_rows
+from gateway.haystack.codecs.json4_write import encode_grid, encode_grid_iter, encode_val
 from gateway.haystack.codecs.jsondoc import (
     NAME_OK,
     Invalid,
-    dump,
     gc_paused,
     invalid_to_parse_error,
     load,
@@ -55,170 +50,34 @@ from gateway.haystack.codecs.jsondoc import (
 )
 from gateway.haystack.errors import UnknownTimeZoneError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisrows import HisRows, float_texts, iso_times
 from gateway.haystack.kinds import (
     MARKER,
     NA,
     REMOVE,
     Coord,
-    NAType,
     Number,
     Ref,
-    RemoveType,
     Symbol,
     Uri,
     Value,
     XStr,
 )
-from gateway.haystack.tz import UTC, hs_name, hs_tz
+from gateway.haystack.tz import UTC, hs_tz
 
-__all__ = ["decode_grid", "decode_val", "encode_grid", "encode_val", "from_json"]
+__all__ = [
+    "decode_grid",
+    "decode_val",
+    "encode_grid",
+    "encode_grid_iter",
+    "encode_val",
+    "from_json",
+]
 
 Data = bytes | bytearray | memoryview | str
 
 _tuple_new = tuple.__new__
 _fromisoformat = dt.datetime.fromisoformat
 _datetime_cls = dt.datetime
-
-# ---------------------------------------------------------------------------------------------
-# Writer
-# ---------------------------------------------------------------------------------------------
-
-_MARKER_JSON: Final = {"_kind": "marker"}
-_NA_JSON: Final = {"_kind": "na"}
-_REMOVE_JSON: Final = {"_kind": "remove"}
-_SPECIAL_FLOATS: Final = {math.inf: "INF", -math.inf: "-INF"}
-
-
-def encode_grid(grid: Grid) -> bytes:
-    """The grid as Hayson (UTF-8 JSON bytes)."""
-    rows = grid.rows
-    if type(rows) is HisRows and grid.col_names == ("ts", "val"):
-        return _his_grid_json(grid, rows)
-    return dump(_grid_json(grid), _default)
-
-
-def _his_grid_json(grid: Grid, rows: HisRows) -> bytes:
-    """A history grid written straight from its sample columns (see hisrows)."""
-    head = dump(_grid_json(grid.with_rows(())), _default)
-    assert head.endswith(b"[]}")
-    columns = rows.columns
-    ts_head = '{"ts":{"_kind":"dateTime","val":"'
-    ts_tail = '","tz":' + dump(rows.tz_name, _default).decode() + '},"val":'
-    unit = columns.unit
-    texts = float_texts(columns.nums, None)
-    if unit is None:
-        vals = [t if t[-1].isdigit() else f'{{"_kind":"number","val":"{t}"}}' for t in texts]
-    else:
-        unit_json = dump(unit, _default).decode()
-        vals = [
-            f'{{"_kind":"number","val":{t},"unit":{unit_json}}}'
-            if t[-1].isdigit()
-            else f'{{"_kind":"number","val":"{t}","unit":{unit_json}}}'
-            for t in texts
-        ]
-    for i, other in columns.others.items():
-        vals[i] = "null" if other is None else dump(other, _default).decode()
-    times = iso_times(columns.times, rows.tz)
-    body = ",".join([ts_head + t + ts_tail + v + "}" for t, v in zip(times, vals, strict=True)])
-    return head[:-3] + b"[" + body.encode() + b"]}"
-
-
-def encode_val(val: Value) -> str:
-    """One value as Hayson text."""
-    return dump(val, _default).decode("utf-8")
-
-
-def _default(val: Any) -> Any:
-    # Called by orjson for every value that is not native JSON. The frequent kinds are tested
-    # first, inline; the rest go through the class table.
-    if val is MARKER:
-        return _MARKER_JSON
-    cls = val.__class__
-    if cls is Number:
-        v, unit = val
-        if unit is None and v - v == 0.0:  # finite: inf - inf and nan - nan are nan
-            return v
-        return _number_json(v, unit)
-    if cls is Ref:
-        ref_id, dis = val
-        if dis is None:
-            return {"_kind": "ref", "val": ref_id}
-        return {"_kind": "ref", "val": ref_id, "dis": dis}
-    if cls is _datetime_cls and val.microsecond == 0:
-        # History timestamps: whole seconds in a named zone (isoformat is then the same text
-        # as format_datetime_iso, which also handles fractions and UTC's "Z").
-        tz = val.tzinfo
-        if tz is not UTC and tz is not None:
-            return {"_kind": "dateTime", "val": val.isoformat(), "tz": hs_name(tz)}
-    enc = _ENCODERS.get(cls)
-    if enc is None:
-        return _default_subclass(val)
-    return enc(val)
-
-
-def _number_json(v: float, unit: str | None) -> dict[str, Any]:
-    if v - v != 0.0:
-        text = "NaN" if v != v else _SPECIAL_FLOATS[v]
-        return (
-            {"_kind": "number", "val": text, "unit": unit}
-            if unit
-            else {"_kind": "number", "val": text}
-        )
-    return {"_kind": "number", "val": v, "unit": unit}
-
-
-def _datetime_json(val: dt.datetime) -> dict[str, Any]:
-    return {"_kind": "dateTime", "val": format_datetime_iso(val), "tz": hs_name(val.tzinfo)}
-
-
-def _grid_json(grid: Grid) -> dict[str, Any]:
-    meta = {"ver": "3.0"}
-    meta.update((k, v) for k, v in grid.meta.items() if v is not None and k != "ver")
-    cols: list[dict[str, Any]] = []
-    for col in grid.cols:
-        if col.meta:
-            cols.append(
-                {"name": col.name, "meta": {k: v for k, v in col.meta.items() if v is not None}}
-            )
-        else:
-            cols.append({"name": col.name})
-    # Null cells are left out of the row objects: Hayson allows null, but some clients
-    # (phable 0.1.29) cannot read it, and an absent key means the same thing.
-    rows = [
-        row if None not in row.values() else {k: v for k, v in row.items() if v is not None}
-        for row in grid.rows
-    ]
-    return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
-
-
-def _default_subclass(val: Any) -> Any:
-    # Subclasses of the stdlib kinds (a datetime subclass from another library...).
-    if isinstance(val, dt.datetime):
-        return _datetime_json(val)
-    if isinstance(val, dt.date):
-        return {"_kind": "date", "val": val.isoformat()}
-    if isinstance(val, dt.time):
-        return {"_kind": "time", "val": format_time(val)}
-    if isinstance(val, Grid):
-        return _grid_json(val)
-    raise TypeError(f"not a Haystack value: {val.__class__.__name__}")
-
-
-_ENCODERS: Final[dict[type, Callable[[Any], Any]]] = {
-    NAType: lambda _: _NA_JSON,
-    RemoveType: lambda _: _REMOVE_JSON,
-    dt.datetime: _datetime_json,
-    dt.date: lambda v: {"_kind": "date", "val": v.isoformat()},
-    dt.time: lambda v: {"_kind": "time", "val": format_time(v)},
-    Uri: lambda v: {"_kind": "uri", "val": v[0]},
-    Symbol: lambda v: {"_kind": "symbol", "val": v[0]},
-    Coord: lambda v: {"_kind": "coord", "lat": v[0], "lng": v[1]},
-    XStr: lambda v: {"_kind": "xstr", "type": v[0], "val": v[1]},
-    Grid: _grid_json,
-    # Mappings that are not dicts (a grid's meta view, say) are written as objects.
-    type(Grid().meta): dict,
-}
 
 # ---------------------------------------------------------------------------------------------
 # Reader

@@ -7,12 +7,14 @@ zone name, ``+00:00 UTC``, ``1.0E5``, CRLF line ends, trailing blank lines, ``h:
 fraction digits, ``ver:"2.0"`` and the old ``Bin("...")``. Anything malformed raises
 :class:`ParseError` with line and column; no other exception escapes.
 
-Writer: ``encode_grid(grid)`` and ``encode_val(val)``. Dicts are written space-separated and
-strings escape ``$`` so that older readers (hszinc) read what we write.
+Writer: ``encode_grid(grid)``, ``encode_grid_iter(grid)`` (UTF-8 chunks, for long responses) and
+``encode_val(val)``, from :mod:`zinc_write`.
 
-Speed: rows that hold no nested values or escapes (nearly every row of a point or history grid)
-are split with ``str.split`` and each cell is parsed by first-character dispatch; other rows go
-through the general scanner. Both paths end in the same scalar functions.
+Speed: a long run of rows with one simple form per column (a history, a uniform point list, a
+list of ids) is read by :mod:`zinc_rows` with one regex pass and whole-column conversions. Other
+rows that hold no nested values or escapes are split with ``str.split`` and each cell is parsed
+by first-character dispatch; the rest go through the general scanner. All paths give the same
+values, and errors are always reported by the general ones, with their position.
 """
 
 from __future__ import annotations
@@ -20,37 +22,39 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
-from gateway.haystack.codecs.common import (
-    format_datetime_iso,
-    format_float,
-    format_time,
-    parse_datetime,
-    parse_time,
-)
+from gateway.haystack.codecs.common import parse_datetime, parse_time
+from gateway.haystack.codecs.jsondoc import gc_paused
+from gateway.haystack.codecs.zinc_rows import MIN_RUN, read_run
+from gateway.haystack.codecs.zinc_write import ID_RE as _ID_RE
+from gateway.haystack.codecs.zinc_write import NAME_RE as _NAME_RE
+from gateway.haystack.codecs.zinc_write import UNIT_CHARS as _UNIT_CHARS
+from gateway.haystack.codecs.zinc_write import encode_grid, encode_grid_iter, encode_val
 from gateway.haystack.errors import HaystackError, ParseError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisrows import HisRows, float_texts, iso_times
 from gateway.haystack.kinds import (
     MARKER,
     NA,
     REMOVE,
     Coord,
-    Marker,
-    NAType,
     Number,
     Ref,
-    RemoveType,
     Symbol,
     Uri,
     Value,
     XStr,
 )
-from gateway.haystack.tz import hs_name
 
-__all__ = ["decode_grid", "decode_val", "encode_grid", "encode_val", "scan_val"]
+__all__ = [
+    "decode_grid",
+    "decode_val",
+    "encode_grid",
+    "encode_grid_iter",
+    "encode_val",
+    "scan_val",
+]
 
 _tuple_new = tuple.__new__
 _NUMBER_NAN: Final = Number(math.nan)
@@ -70,11 +74,7 @@ _KEYWORDS: Final[dict[str, Value]] = {
     "NaN": _NUMBER_NAN,
 }
 
-_NAME_RE: Final = re.compile(r"[a-z][a-zA-Z0-9_]*")
-_ID_RE: Final = re.compile(r"[A-Za-z0-9_:\-.~]+")
 _WORD_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Unit characters: letters, % _ / $ and anything above 127 (°, ², ³, µ, Ω...).
-_UNIT_CHARS: Final = r"A-Za-z%_/$\u0080-\U0010ffff"
 _NUMBER_RE: Final = re.compile(
     r"(-?(?:0x[0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?))"
     rf"([{_UNIT_CHARS}][{_UNIT_CHARS}0-9]*)?"
@@ -87,7 +87,6 @@ _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME_RE: Final = re.compile(r"[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?")
 _STR_PLAIN_RE: Final = re.compile(r'"([^"\\\n]*)"')
 _SPACE_RE: Final = re.compile(r"[ \t]*")
-_UNIT_RE: Final = re.compile(rf"[{_UNIT_CHARS}][{_UNIT_CHARS}0-9]*\Z")
 
 _ESCAPES: Final = {
     "b": "\b",
@@ -435,7 +434,8 @@ def decode_grid(data: str | bytes) -> Grid:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
-        grid, end = _read_grid(text, _skip_space_nl(text, 0), nested=False)
+        with gc_paused():  # a grid is many new acyclic objects (see jsondoc.gc_paused)
+            grid, end = _read_grid(text, _skip_space_nl(text, 0), nested=False)
     except _Err as exc:
         raise ParseError.at(exc.msg, text, exc.pos) from None
     except RecursionError:
@@ -465,7 +465,43 @@ def _read_grid(text: str, pos: int, *, nested: bool) -> tuple[Grid, int]:
 
 
 def _read_rows(text: str, pos: int, names: list[str]) -> tuple[list[dict[str, Value]], int]:
-    """The rows of a top-level grid, from ``pos`` to a blank line or the end."""
+    """The rows of a top-level grid, from ``pos`` to a blank line or the end.
+
+    Runs of rows of one form go through :func:`zinc_rows.read_run`; after a run, the line
+    that ended it is read here, and the next run starts after it. Once a run comes out short
+    (no template, or rows of changing forms), the rest is read line by line.
+    """
+    rows: list[dict[str, Value]] = []
+    n = len(text)
+    while _has_lines(text, pos, MIN_RUN):
+        run, pos = read_run(text, pos, names)
+        rows += run
+        if len(run) < MIN_RUN or pos >= n:
+            break
+        nl = text.find("\n", pos)
+        line = text[pos : nl if nl >= 0 else n]
+        if not line or line.isspace():
+            return rows, pos
+        row = _simple_row(line, names)
+        if row is None:
+            row, pos = _read_row_slow(text, pos, names)
+        else:
+            pos = n if nl < 0 else nl + 1
+        rows.append(row)
+    rest, end = _read_rows_by_line(text, pos, names)
+    return rows + rest if rows else rest, end
+
+
+def _has_lines(text: str, pos: int, count: int) -> bool:
+    """Whether ``count`` more lines end after ``pos`` (fewer: no run worth a template)."""
+    for _ in range(count):
+        pos = text.find("\n", pos) + 1
+        if not pos:
+            return False
+    return True
+
+
+def _read_rows_by_line(text: str, pos: int, names: list[str]) -> tuple[list[dict[str, Value]], int]:
     rows: list[dict[str, Value]] = []
     append = rows.append
     lines = text[pos:].split("\n")
@@ -647,7 +683,17 @@ def _expect_newline(text: str, i: int) -> int:
     raise _Err(f"expected a newline, found {text[i]!r}", i)
 
 
+# A column line of bare names (no column meta): split, no scanning.
+_PLAIN_COLS_RE: Final = re.compile(r"[a-z][a-zA-Z0-9_]*(?:,[a-z][a-zA-Z0-9_]*)*")
+
+
 def _read_cols(text: str, pos: int) -> tuple[list[Col], int]:
+    nl = text.find("\n", pos)
+    end = len(text) if nl < 0 else nl
+    if _PLAIN_COLS_RE.fullmatch(text, pos, end) is not None:
+        names = text[pos:end].split(",")
+        if len(set(names)) == len(names):  # else the general loop reports the duplicate
+            return [Col(name) for name in names], end if nl < 0 else nl + 1
     cols: list[Col] = []
     seen: set[str] = set()
     i = pos
@@ -669,304 +715,3 @@ def _read_cols(text: str, pos: int) -> tuple[list[Col], int]:
         if i >= n:
             return cols, i
         return cols, i + 1  # the newline
-
-
-# ---------------------------------------------------------------------------------------------
-# Writer
-# ---------------------------------------------------------------------------------------------
-
-_STR_SPECIAL_RE: Final = re.compile(r'[\x00-\x1f"\\$\x7f\u2028\u2029]')
-_STR_ESCAPE_MAP: Final = {
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    '"': '\\"',
-    "\\": "\\\\",
-    "$": "\\$",
-}
-_URI_SPECIAL_RE: Final = re.compile(r"[`\x00-\x1f\\]")
-_valid_units: dict[str, bool] = {}
-
-
-def _escape_char(m: re.Match[str]) -> str:
-    ch = m.group()
-    rep = _STR_ESCAPE_MAP.get(ch)
-    return rep if rep is not None else f"\\u{ord(ch):04x}"
-
-
-def _enc_str(val: str) -> str:
-    if _STR_SPECIAL_RE.search(val) is None:
-        return '"' + val + '"'
-    return '"' + _STR_SPECIAL_RE.sub(_escape_char, val) + '"'
-
-
-def _enc_number(val: Number) -> str:
-    v, unit = val
-    if unit is None:
-        return format_float(v)
-    ok = _valid_units.get(unit)
-    if ok is None:
-        ok = _valid_units[unit] = _UNIT_RE.match(unit) is not None
-    if not ok:
-        raise ValueError(f"unit {unit!r} cannot be written in Zinc")
-    if v != v or v in (math.inf, -math.inf):
-        return format_float(v)  # INF/NaN take no unit in Zinc
-    return format_float(v) + unit
-
-
-def _enc_ref(val: Ref) -> str:
-    ref_id, dis = val
-    if _ID_RE.fullmatch(ref_id) is None:
-        raise ValueError(f"invalid ref id {ref_id!r}")
-    if dis is None:
-        return "@" + ref_id
-    return "@" + ref_id + " " + _enc_str(dis)
-
-
-def _enc_uri(val: Uri) -> str:
-    text = val[0]
-    if _URI_SPECIAL_RE.search(text) is None:
-        return "`" + text + "`"
-    out: list[str] = []
-    for ch in text:
-        if ch in "`\\":
-            out.append("\\" + ch)
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "`" + "".join(out) + "`"
-
-
-def _enc_symbol(val: Symbol) -> str:
-    if _ID_RE.fullmatch(val[0]) is None:
-        raise ValueError(f"invalid symbol {val[0]!r}")
-    return "^" + val[0]
-
-
-def _enc_datetime(val: dt.datetime) -> str:
-    return format_datetime_iso(val) + " " + hs_name(val.tzinfo)
-
-
-def _enc_date(val: dt.date) -> str:
-    return val.isoformat()
-
-
-def _enc_coord(val: Coord) -> str:
-    return f"C({format_float(val[0])},{format_float(val[1])})"
-
-
-def _enc_xstr(val: XStr) -> str:
-    return val[0] + "(" + _enc_str(val[1]) + ")"
-
-
-def _enc_list(val: list[Value]) -> str:
-    return "[" + ",".join([encode_val(v) for v in val]) + "]"
-
-
-def _enc_dict(val: Mapping[str, Value]) -> str:
-    parts = []
-    for name, v in val.items():
-        if v is None:
-            continue
-        _check_name(name)
-        parts.append(name if v is MARKER else name + ":" + encode_val(v))
-    return "{" + " ".join(parts) + "}"
-
-
-def _enc_grid(val: Grid) -> str:
-    return "<<\n" + encode_grid(val) + ">>"
-
-
-def _enc_bool(val: bool) -> str:
-    return "T" if val else "F"
-
-
-_ENCODERS: Final[dict[type, Callable[[Any], str]]] = {
-    str: _enc_str,
-    Number: _enc_number,
-    Ref: _enc_ref,
-    Marker: lambda _: "M",
-    NAType: lambda _: "NA",
-    RemoveType: lambda _: "R",
-    bool: _enc_bool,
-    dt.datetime: _enc_datetime,
-    dt.date: _enc_date,
-    dt.time: format_time,
-    Uri: _enc_uri,
-    Symbol: _enc_symbol,
-    Coord: _enc_coord,
-    XStr: _enc_xstr,
-    list: _enc_list,
-    dict: _enc_dict,
-    Grid: _enc_grid,
-}
-
-
-def encode_val(val: Value) -> str:
-    """The Zinc text of one value (``N`` for null)."""
-    if val is None:
-        return "N"
-    enc = _ENCODERS.get(val.__class__)
-    if enc is None:
-        enc = _encoder_for_subclass(val)
-    return enc(val)
-
-
-def _encoder_for_subclass(val: Value) -> Callable[[Any], str]:
-    for cls, enc in _ENCODERS.items():
-        if isinstance(val, cls) and not (cls is dt.date and isinstance(val, dt.datetime)):
-            return enc
-    raise TypeError(f"cannot write a {type(val).__name__} as a Haystack value")
-
-
-def _check_name(name: str) -> None:
-    if _NAME_RE.fullmatch(name) is None:
-        raise ValueError(f"invalid tag name {name!r}")
-
-
-def _enc_meta(meta: Mapping[str, Value]) -> str:
-    parts = []
-    for name, v in meta.items():
-        if v is None:
-            continue
-        _check_name(name)
-        parts.append(name if v is MARKER else name + ":" + encode_val(v))
-    return " ".join(parts)
-
-
-def encode_grid(grid: Grid) -> str:
-    """The Zinc document of a grid (ends with a newline)."""
-    meta = grid.meta
-    head = 'ver:"3.0"'
-    meta_text = _enc_meta({k: v for k, v in meta.items() if k != "ver"}) if meta else ""
-    if meta_text:
-        head += " " + meta_text
-    cols = grid.cols or (Col("empty"),)
-    col_parts = []
-    for col in cols:
-        _check_name(col.name)
-        col_parts.append(col.name + (" " + _enc_meta(col.meta) if col.meta else ""))
-    lines = [head, ",".join(col_parts).rstrip()]
-    rows = grid.rows
-    if type(rows) is HisRows and len(cols) == 2 and cols[0].name == "ts":
-        lines.extend(_his_lines(rows))
-    elif rows:
-        # Column by column: most columns hold one kind, which has a fast list encoder.
-        null = "N" if len(cols) == 1 else ""
-        columns = [_encode_column([row.get(c.name) for row in rows], null) for c in cols]
-        lines.extend(map(",".join, zip(*columns, strict=True)))
-    lines.append("")
-    return "\n".join(lines)
-
-
-def _his_lines(rows: HisRows) -> list[str]:
-    """The lines of a history grid, straight from the sample columns."""
-    columns = rows.columns
-    unit = columns.unit
-    if unit is not None and _UNIT_RE.match(unit) is None:
-        raise ValueError(f"unit {unit!r} cannot be written in Zinc")
-    times = iso_times(columns.times, rows.tz)
-    suffix = " " + rows.tz_name + ","
-    vals = float_texts(columns.nums, unit)
-    for i, other in columns.others.items():
-        vals[i] = "" if other is None else encode_val(other)
-    return [t + suffix + v for t, v in zip(times, vals, strict=True)]
-
-
-def _encode_column(vals: list[Value], null: str) -> list[str]:
-    # The first non-null value picks a list encoder; every list encoder copes with other
-    # kinds in the column through encode_val, so no separate pass checks the kinds.
-    for v in vals:
-        if v is not None:
-            return _COLUMN_ENCODERS.get(v.__class__, _col_any)(vals, null)
-    return [null] * len(vals)
-
-
-def _col_any(vals: list[Value], null: str) -> list[str]:
-    return [null if v is None else encode_val(v) for v in vals]
-
-
-def _col_marker(vals: list[Value], null: str) -> list[str]:
-    return ["M" if v is MARKER else (null if v is None else encode_val(v)) for v in vals]
-
-
-def _col_str(vals: list[Value], null: str) -> list[str]:
-    plain = _STR_SPECIAL_RE.search("".join([v for v in vals if v.__class__ is str])) is None
-    return [
-        (f'"{v}"' if plain else _enc_str(v))
-        if v.__class__ is str
-        else (null if v is None else encode_val(v))
-        for v in vals
-    ]
-
-
-def _col_number(vals: list[Value], null: str) -> list[str]:
-    units: set[str] = {v[1] for v in vals if v.__class__ is Number and v[1] is not None}
-    for unit in units:
-        ok = _valid_units.get(unit)
-        if ok is None:
-            ok = _valid_units[unit] = _UNIT_RE.match(unit) is not None
-        if not ok:
-            raise ValueError(f"unit {unit!r} cannot be written in Zinc")
-    out: list[str] = []
-    append = out.append
-    for v in vals:
-        if v.__class__ is not Number:
-            append(null if v is None else encode_val(v))
-            continue
-        text = repr(v[0])
-        if text[-2:] == ".0":
-            append(text[:-2] if v[1] is None else text[:-2] + v[1])
-        elif text[-1] in "nf":  # inf, nan: INF, -INF, NaN take no unit in Zinc
-            append(format_float(v[0]))
-        else:
-            append(text if v[1] is None else text + v[1])
-    return out
-
-
-def _col_ref(vals: list[Value], null: str) -> list[str]:
-    refs = [v for v in vals if v.__class__ is Ref]
-    ids = [v[0] for v in refs]
-    if (
-        not all(ids)
-        or _ID_RE.fullmatch("".join(ids)) is None
-        or _STR_SPECIAL_RE.search("".join([v[1] for v in refs if v[1] is not None]))
-    ):
-        return _col_any(vals, null)
-    return [
-        ("@" + v[0] if v[1] is None else f'@{v[0]} "{v[1]}"')
-        if v.__class__ is Ref
-        else (null if v is None else encode_val(v))
-        for v in vals
-    ]
-
-
-def _col_datetime(vals: list[Value], null: str) -> list[str]:
-    suffixes: dict[object, str] = {}
-    out: list[str] = []
-    append = out.append
-    for v in vals:
-        if v.__class__ is not dt.datetime or v.microsecond:
-            append(null if v is None else encode_val(v))
-            continue
-        tz = v.tzinfo
-        suffix = suffixes.get(tz)
-        if suffix is None:
-            suffix = suffixes[tz] = " " + hs_name(tz)
-        if suffix == " UTC":
-            append(v.isoformat()[:-6] + "Z UTC")
-        else:
-            append(v.isoformat() + suffix)
-    return out
-
-
-_COLUMN_ENCODERS: Final[dict[type, Callable[[list[Value], str], list[str]]]] = {
-    Marker: _col_marker,
-    str: _col_str,
-    Number: _col_number,
-    Ref: _col_ref,
-    dt.datetime: _col_datetime,
-}

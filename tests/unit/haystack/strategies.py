@@ -62,6 +62,7 @@ __all__ = [
     "symbols",
     "tag_names",
     "times",
+    "uniform_grids",
     "uris",
     "values",
     "xstrs",
@@ -275,6 +276,27 @@ def grids(
                 row[name] = None if choice == 1 else draw(cell)
             rows.append(row)
         return Grid(cols, rows, draw(meta))
+
+    return build()
+
+
+def uniform_grids(
+    cells: st.SearchStrategy[st.SearchStrategy[Any]], min_rows: int = 20, max_rows: int = 60
+) -> st.SearchStrategy[Grid]:
+    """Grids whose columns each draw every cell from one strategy of ``cells`` (one kind):
+    the large, regular grids the codecs' fast paths are for. Rows hold their cells in column
+    order."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Grid:
+        kinds = draw(st.lists(cells, min_size=1, max_size=5))
+        names = [f"c{i}" for i in range(len(kinds))]
+        count = draw(st.integers(min_rows, max_rows))
+        rows = [
+            {name: draw(kind) for name, kind in zip(names, kinds, strict=True)}
+            for _ in range(count)
+        ]
+        return Grid(names, rows, {"dis": "uniform"})
 
     return build()
 

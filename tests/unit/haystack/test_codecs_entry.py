@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from array import array
+from dataclasses import dataclass, field
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -13,6 +17,9 @@ from gateway.haystack.codecs import (
     encode,
     format_for,
 )
+from gateway.haystack.hisrows import HisRows
+from gateway.haystack.kinds import Value
+from gateway.haystack.tz import hs_tz
 from tests.unit.haystack.strategies import grids
 
 
@@ -97,3 +104,26 @@ def test_encode_iter_gives_the_same_document(fmt: object) -> None:
     chunks = list(fmt.encode_iter(GRID))  # type: ignore[attr-defined]
     assert chunks and all(isinstance(c, bytes) for c in chunks)
     assert b"".join(chunks) == fmt.encode(GRID)  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Samples:  # what a store hands to HisRows (see hisrows.SampleColumns)
+    tz: dt.tzinfo
+    unit: str | None
+    times: array[float]
+    nums: array[float]
+    others: dict[int, Value] = field(default_factory=dict)
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f.can_write], ids=lambda f: f.name)
+def test_encode_iter_streams_a_long_history(fmt: object) -> None:
+    # A hisRead of 20,000 samples: Zinc and JSON v4 stream it in chunks of about 64 KiB.
+    zone = hs_tz("New_York")
+    start = dt.datetime(2024, 1, 1, tzinfo=zone).timestamp()
+    times = array("d", [start + 60.0 * k for k in range(20_000)])
+    nums = array("d", [k / 4 for k in range(20_000)])
+    grid = Grid(["ts", "val"], HisRows(_Samples(zone, "kW", times, nums)), {"id": Ref("p")})
+    chunks = list(fmt.encode_iter(grid))  # type: ignore[attr-defined]
+    assert b"".join(chunks) == fmt.encode(grid)  # type: ignore[attr-defined]
+    if fmt.name in ("zinc", "json4"):  # type: ignore[attr-defined]
+        assert len(chunks) > 10 and max(map(len, chunks)) < 100_000

@@ -1,4 +1,4 @@
-"""HisRows: history rows backed by columns, and the bulk timestamp formatting of the writers."""
+"""HisRows: history rows backed by columns, the writers' bulk texts, and chunked histories."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.haystack import NA, Grid, Number, Ref
-from gateway.haystack.codecs import zinc
+from gateway.haystack.codecs import bulk, zinc
 from gateway.haystack.codecs.common import format_datetime_iso
 from gateway.haystack.hisrows import HisRows, float_texts, iso_times
 from gateway.haystack.kinds import Value
@@ -112,3 +112,125 @@ def test_json_writes_his_rows_exactly_like_materialised_rows() -> None:
     unitless = Columns(UTC, None, array("d", [0.0, 60.0]), array("d", [1.5, math.inf]))
     grid = Grid(["ts", "val"], HisRows(unitless))
     assert json4.decode_grid(json4.encode_grid(grid)) == Grid(["ts", "val"], list(grid.rows))
+
+
+# -- bulk texts (codecs.bulk): exactly what the one-value writers give ------------------------
+
+
+@settings(max_examples=300)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=40))
+def test_float_reprs_are_reprs(nums: list[float]) -> None:
+    assert bulk.float_reprs(nums) == list(map(repr, nums))
+    assert bulk.float_reprs(array("d", nums)) == list(map(repr, nums))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.floats(), min_size=1, max_size=20), st.sampled_from(["", "kW", "°F", "m³/h"]))
+def test_zinc_floats(nums: list[float], unit: str) -> None:
+    finite = all(math.isfinite(v) for v in nums)
+    texts = bulk.zinc_floats(nums, unit)
+    if not finite:
+        assert texts is None
+        return
+    assert texts == [(repr(v)[:-2] if repr(v).endswith(".0") else repr(v)) + unit for v in nums]
+    assert bulk.zinc_floats([1e-5, 1e-7, 1e16, 0.0001, 5e-324, -0.0], "") == [
+        "1e-05",
+        "1e-07",
+        "1e+16",
+        "0.0001",
+        "5e-324",
+        "-0",
+    ]
+
+
+def _iso(val: dt.datetime, utc_z: bool) -> str:
+    text = val.isoformat()
+    return text[:-6] + "Z" if utc_z and text.endswith("+00:00") else text
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30)), min_size=1, max_size=30
+    ),
+    st.sampled_from(["New_York", "UTC", "Paris", "Lord_Howe", "Kolkata", "GMT-3", "Chatham"]),
+    st.booleans(),
+)
+def test_datetime_texts_are_isoformat(naive: list[dt.datetime], zone: str, fold: bool) -> None:
+    tz = hs_tz(zone)
+    vals = [d.replace(microsecond=0, tzinfo=tz, fold=int(fold)) for d in naive]
+    utc_z = zone == "UTC"
+    assert bulk.datetime_texts(vals, " " + zone, utc_z) == [
+        _iso(v, utc_z) + " " + zone for v in vals
+    ]
+
+
+def test_datetime_texts_only_for_one_zone_and_whole_seconds() -> None:
+    ny, paris = hs_tz("New_York"), hs_tz("Paris")
+    base = dt.datetime(2024, 3, 10, 1, 59, 59, tzinfo=ny)
+    assert bulk.datetime_texts([base, base.replace(hour=3)]) == [
+        "2024-03-10T01:59:59-05:00",
+        "2024-03-10T03:59:59-04:00",
+    ]
+    assert bulk.datetime_texts([base, base.astimezone(paris)]) is None
+    assert bulk.datetime_texts([base, base.replace(microsecond=1)]) is None
+    assert bulk.datetime_texts([base, None]) is None
+    assert bulk.datetime_texts([base.replace(tzinfo=None)]) is None
+    assert bulk.datetime_texts([]) is None
+    odd = dt.timezone(dt.timedelta(hours=5, minutes=30, seconds=15))
+    assert bulk.datetime_texts([dt.datetime(2024, 1, 1, tzinfo=odd)]) == [
+        "2024-01-01T00:00:00+05:30:15"
+    ]
+
+
+def test_interleave() -> None:
+    assert bulk.interleave([["a", "b"], "-", ["1", "2"], "\n"], 2) == "a-1\nb-2\n"
+    assert bulk.interleave([b"x"], 3) == b"xxx"
+    assert bulk.interleave([[b"a"], b";"], 1) == b"a;"
+
+
+# -- history reads in chunks: encode_grid_iter ----------------------------------------------
+
+
+def _long_columns(count: int, unit: str | None = "kW") -> Columns:
+    ny = hs_tz("New_York")
+    start = dt.datetime(2024, 3, 9, tzinfo=ny).timestamp()  # over the spring-forward gap
+    times = array("d", [start + k * 60.0 for k in range(count)])
+    nums = array("d", [20 + (k % 1440) / 100 for k in range(count)])
+    others: dict[int, Value] = {}
+    for k in (0, 7, 999, count // 2, count - 1):
+        if 0 <= k < count:
+            nums[k] = math.nan
+            others[k] = NA if k % 2 else Number(k, "W")
+    if count > 5:
+        nums[3] = math.inf  # a Number, not finite
+    return Columns(ny, unit, times, nums, others)
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 3000])
+@pytest.mark.parametrize("unit", ["kW", None])
+def test_history_chunks_join_to_the_whole_document(count: int, unit: str | None) -> None:
+    from gateway.haystack.codecs import json4
+
+    lazy = Grid(["ts", "val"], HisRows(_long_columns(count, unit)), {"id": Ref("p")})
+    eager = Grid(["ts", "val"], list(lazy.rows), lazy.meta)
+    for codec in (zinc, json4):
+        whole = codec.encode_grid(lazy)
+        whole = whole.encode() if isinstance(whole, str) else whole
+        chunks = list(codec.encode_grid_iter(lazy))
+        assert b"".join(chunks) == whole
+        assert max(map(len, chunks)) <= 96 * 1024
+        if count == 3000:
+            assert len(chunks) >= 3
+        # (Zinc writes INF without its unit: compare with what the row writer writes)
+        assert codec.decode_grid(whole) == codec.decode_grid(codec.encode_grid(eager))
+    assert json4.decode_grid(json4.encode_grid(lazy)) == eager
+
+
+def test_history_text_is_the_row_writers_text() -> None:
+    from gateway.haystack.codecs import json4
+
+    lazy = Grid(["ts", "val"], HisRows(_long_columns(2000)), {"id": Ref("p")})
+    eager = Grid(["ts", "val"], list(lazy.rows), lazy.meta)
+    assert json4.encode_grid(lazy) == json4.encode_grid(eager)
+    assert zinc.encode_grid(lazy) == zinc.encode_grid(eager)

@@ -28,11 +28,22 @@ from gateway.haystack import (
     Uri,
     XStr,
 )
-from gateway.haystack.codecs import json4
+from gateway.haystack.codecs import json4, json4_write
 from gateway.haystack.codecs.json4 import decode_grid, decode_val, encode_grid, encode_val
 from gateway.haystack.tz import UTC, hs_name, hs_tz
 
-from .strategies import assert_only_parse_errors, grids, mutations, scaling_ratio, values
+from .strategies import (
+    assert_only_parse_errors,
+    datetimes,
+    grids,
+    mutations,
+    numbers,
+    ref_ids,
+    scaling_ratio,
+    strs,
+    uniform_grids,
+    values,
+)
 
 NY = hs_tz("New_York")
 
@@ -297,17 +308,6 @@ UNIFORM_CELLS = st.sampled_from(
 )
 
 
-@st.composite
-def uniform_grids(draw: st.DrawFn) -> Grid:
-    kinds = draw(st.lists(UNIFORM_CELLS, min_size=1, max_size=5))
-    names = [f"c{i}" for i in range(len(kinds))]
-    rows = [
-        {name: draw(kind) for name, kind in zip(names, kinds, strict=True)}
-        for _ in range(draw(st.integers(40, 60)))
-    ]
-    return Grid(names, rows, {"dis": "uniform"})
-
-
 @contextlib.contextmanager
 def _fast_path_for_any_size() -> Iterator[None]:
     # The fast path skips documents under a few KB; the tests' grids are smaller.
@@ -325,7 +325,7 @@ def _decode_uniform_any_size(data: bytes) -> Grid | None:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(uniform_grids())
+@given(uniform_grids(UNIFORM_CELLS, 40, 60))
 def test_fast_path_reads_what_the_general_reader_reads(grid: Grid) -> None:
     data = encode_grid(grid)
     fast = _decode_uniform_any_size(data)
@@ -403,7 +403,7 @@ def test_fast_path_only_for_the_top_level_rows() -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(uniform_grids(), st.data())
+@given(uniform_grids(UNIFORM_CELLS, 40, 60), st.data())
 def test_mutated_uniform_documents_raise_only_parse_errors(grid: Grid, data: st.DataObject) -> None:
     # Damage that the fast path meets first: it must fall back, never fail or misread.
     doc = encode_grid(grid)
@@ -513,3 +513,103 @@ def test_decode_time_grows_linearly(make: Any) -> None:
     # with the allocator and the collector working on a larger heap); quadratic would be 64.
     ratio = scaling_ratio(decode_grid, make(10_000), make(80_000))
     assert ratio < 24, ratio
+
+
+# -- the writer's fast paths (json4_write) and null cells ----------------------------------
+
+# Per column, the kinds the column writer takes (and a few it leaves to the general writer).
+WRITER_CELLS = st.sampled_from(
+    [
+        st.just(MARKER),
+        st.booleans(),
+        st.just(True),
+        strs(),
+        st.just("Number"),
+        st.builds(Ref, ref_ids()),
+        st.builds(Ref, ref_ids(), strs()),
+        st.builds(Ref, ref_ids(), st.none() | strs()),
+        st.builds(Number, st.floats(allow_nan=False, allow_infinity=False), st.just("°F")),
+        st.floats(allow_nan=False, allow_infinity=False).map(Number),
+        numbers(),
+        datetimes(),
+        datetimes().map(lambda d: d.replace(microsecond=0)),
+        _INSTANTS.map(lambda d: d.astimezone(NY)),
+        _INSTANTS,
+        st.dates(),
+        st.none() | st.just(MARKER),
+    ]
+)
+
+
+def _general_writer(grid: Grid) -> bytes:
+    return json4_write.dump(json4_write._grid_json(grid), json4_write._default)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(uniform_grids(WRITER_CELLS, min_rows=16, max_rows=50))
+def test_column_writer_writes_what_the_general_writer_writes(grid: Grid) -> None:
+    # The rows hold their cells in column order: the two writers must agree byte for byte.
+    general = _general_writer(grid)
+    assert encode_grid(grid) == general
+    head = json4_write.dump(json4_write._grid_json(grid.with_rows(())), json4_write._default)
+    written = json4_write.encode_uniform(grid, head)
+    if written is not None:
+        assert written == general
+    assert decode_grid(general) == grid
+
+
+def test_column_writer_takes_points_and_histories() -> None:
+    points = Grid(
+        ["id", "dis", "point", "kind", "siteRef", "curVal", "on"],
+        [
+            {
+                "id": Ref(f"p-{i}", f'Point "{i}"'),
+                "dis": f"Point {i}\n",
+                "point": MARKER,
+                "kind": "Number",
+                "siteRef": Ref("s"),
+                "curVal": Number(i / 8, "°F"),
+                "on": i % 3 == 0,
+            }
+            for i in range(100)
+        ],
+    )
+    start = dt.datetime(2024, 11, 3, 4, tzinfo=UTC)
+    his = Grid(
+        ["ts", "val"],
+        [
+            {"ts": (start + dt.timedelta(minutes=i)).astimezone(NY), "val": Number(i)}
+            for i in range(200)
+        ],
+    )
+    for grid in (points, his):
+        head = json4_write.dump(json4_write._grid_json(grid.with_rows(())), json4_write._default)
+        assert json4_write.encode_uniform(grid, head) == _general_writer(grid)
+        assert decode_grid(encode_grid(grid)) == grid
+
+
+def test_column_writer_declines_what_is_not_uniform() -> None:
+    rows = [{"a": Number(i, "kW"), "b": Ref(f"r{i}")} for i in range(40)]
+    cases = [
+        [*rows[:20], {"a": Number(1, "W"), "b": Ref("x")}, *rows[20:]],  # two units
+        [*rows[:20], {"a": Number(math.nan, "kW"), "b": Ref("x")}, *rows[20:]],  # NaN
+        [*rows[:20], {"a": Number(1, "kW"), "b": Ref("x", "X")}, *rows[20:]],  # dis or not
+        [*rows[:20], {"a": Number(1, "kW")}, *rows[20:]],  # a null cell
+        [*rows[:20], {"a": Number(1, "kW"), "b": Ref("x"), "c": "undeclared"}, *rows[20:]],
+        [*rows[:20], {"a": Number(1, "kW"), "c": Ref("x")}, *rows[20:]],  # another column
+    ]
+    for case in cases:
+        grid = Grid(["a", "b"], case)
+        head = json4_write.dump(json4_write._grid_json(grid.with_rows(())), json4_write._default)
+        assert json4_write.encode_uniform(grid, head) is None
+        assert encode_grid(grid) == _general_writer(grid)
+
+
+def test_null_cells_are_left_out_of_rows() -> None:
+    grid = Grid(["a", "b"], [{"a": Number(1), "b": None}, {"a": None, "b": "x:null"}, {"b": "y"}])
+    assert orjson.loads(encode_grid(grid))["rows"] == [{"a": 1.0}, {"b": "x:null"}, {"b": "y"}]
+    nested = Grid(["g"], [{"g": grid}])
+    assert orjson.loads(encode_grid(nested))["rows"][0]["g"]["rows"][0] == {"a": 1.0}
+    # a string that looks like a null cell: written once more, the same
+    tricky = Grid(["s"], [{"s": '":null'}])
+    assert orjson.loads(encode_grid(tricky))["rows"] == [{"s": '":null'}]

@@ -60,9 +60,24 @@ async def test_read_by_ids_in_request_order_with_none_for_unknown(loaded: Indexe
     assert [r["id"] if r else None for r in got] == [Ref("p3"), None, Ref("s1"), Ref("p3")]
     assert got[2] == tree()[0]
     assert got[2]["id"].dis == "Site 1"
-    got[0]["dis"] = "changed by the caller"  # type: ignore[index]
-    again = await loaded.read_by_ids([Ref("p3")])
-    assert again[0]["dis"] == "e2 p3"  # type: ignore[index]
+    assert got[0] == got[3]
+
+
+async def test_records_read_are_snapshots_never_changed_by_the_store(
+    loaded: IndexedAdapter,
+) -> None:
+    # Reads hand out the store's own dicts (read-only for callers, see storage.base): an
+    # update must install a new dict, never change the one a reader holds.
+    (before,) = await loaded.read_by_ids([Ref("p3")])
+    (listed,) = [r for r in await loaded.read_by_filter("point") if r["id"] == Ref("p3")]
+    assert before is not None
+    kept = dict(before)
+    await loaded.update_records([{"id": Ref("p3"), "dis": "renamed", "curVal": Number(1)}])
+    await loaded.update_records([{"id": Ref("p3"), "point": REMOVE}])
+    assert before == kept and listed == kept  # what the readers hold did not move
+    (after,) = await loaded.read_by_ids([Ref("p3")])
+    assert after is not None and after["dis"] == "renamed" and "point" not in after
+    assert after["curVal"] == Number(1)
 
 
 async def test_add_refuses_duplicates_all_or_nothing(loaded: IndexedAdapter) -> None:

@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 from gateway.haystack.filter import parse_filter
 from gateway.haystack.kinds import MARKER, REMOVE, Number, Ref, Value
 from gateway.storage.base import UnknownWatchError
-from gateway.storage.index import RecordIndex, _mask_of, _slots_of, same_value
+from gateway.storage.index import RecordIndex, _mask_of, _only_tags, _slots_of, same_value
 from gateway.storage.watches import DEFAULT_LEASE, MIN_LEASE, WatchRegistry
 
 TAGS = ["site", "equip", "point", "temp", "sensor", "curVal", "dis"]
 FILTERS = [
     "point",
     "point and temp and sensor",
+    "(point and temp) and sensor",
     "temp or sensor",
     "not point",
     "curVal > 5",
@@ -99,12 +100,41 @@ def test_index_reads_agree_with_a_full_scan(ops: list[tuple[str, int, dict[str, 
     for text in FILTERS:
         flt = parse_filter(text)
         expected = sorted(k for k, rec in truth.items() if flt.matches(rec, resolve))
-        got = sorted(r["id"].val for r in index.read_by_filter(text))
+        found = index.read_by_filter(text)
+        got = sorted(r["id"].val for r in found)
         assert got == expected, text
         narrowed = index.statistics().last_filter_candidates
         if flt.required_tags():
             holders = [r for r in truth.values() if flt.required_tags() <= r.keys()]
             assert narrowed == len(holders)
+        assert index.read_by_filter(text, 2) == found[:2], text  # the limit keeps the order
+
+
+@pytest.mark.parametrize(
+    ("text", "only_tags"),
+    [
+        ("point", True),
+        ("point and temp and sensor", True),
+        ("(point and temp) and sensor", True),
+        ("siteRef->site", False),  # a path needs the predicate
+        ("point and not sensor", False),
+        ("point or sensor", False),
+        ("point and curVal > 5", False),
+    ],
+)
+def test_tag_only_filters_are_answered_by_the_bitmaps(text: str, only_tags: bool) -> None:
+    assert _only_tags(parse_filter(text)) is only_tags
+
+
+def test_tag_only_reads_skip_freed_slots_and_hand_out_the_stored_records() -> None:
+    index = RecordIndex()
+    index.apply_add(index.prepare_add([{"id": Ref(f"p{i}"), "point": MARKER} for i in range(5)]))
+    index.apply_remove(["p1", "p3"])
+    got = index.read_by_filter("point")
+    assert [r["id"].val for r in got] == ["p0", "p2", "p4"]
+    assert got[0] is index.get("p0")  # no copy
+    assert index.read_by_filter("point", 0) == []
+    assert [r["id"].val for r in index.read_by_filter("point", 1)] == ["p0"]
 
 
 def test_change_versions() -> None:

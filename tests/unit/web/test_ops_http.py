@@ -318,6 +318,16 @@ async def test_his_write_batch(server: Server) -> None:
         (_his_grid("t0", [(dt.datetime(2024, 1, 1, tzinfo=dt.UTC), Number(1))]), "UTC"),
         (_his_grid("t0", [(dt.datetime(2024, 1, 1, tzinfo=NY), Number(1, "°C"))]), "unit"),
         (_his_grid("t0", [(dt.datetime(2024, 1, 1, tzinfo=NY), "warm")]), "Str value"),
+        (  # the zone is checked on every row, not only the first
+            _his_grid(
+                "t0",
+                [
+                    (dt.datetime(2024, 1, 1, tzinfo=NY), Number(1)),
+                    (dt.datetime(2024, 1, 2, tzinfo=dt.UTC), Number(2)),
+                ],
+            ),
+            "row 1: ts is in UTC",
+        ),
     ],
 )
 async def test_his_write_errors(server: Server, grid: Grid, message: str) -> None:

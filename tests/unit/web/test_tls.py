@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -163,3 +165,13 @@ def test_peer_certificate_from_scope(pki: SitePki) -> None:
     assert peer_certificate({"state": {"hs_gateway.peer_certificate": peer}}) is peer
     for scope in ({}, {"state": None}, {"state": {"hs_gateway.peer_certificate": "CN=x"}}):
         assert peer_certificate(scope) is None
+
+
+def test_plain_http_serving_does_not_load_cryptography() -> None:
+    # ~8 MiB of RSS: loaded only where a certificate is read (TLS files, a client's cert).
+    code = (
+        "import sys, gateway.web.app, gateway.web.tls, gateway.storage.sqlite;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
