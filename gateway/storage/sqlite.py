@@ -23,7 +23,9 @@ Locking: by default the database is opened with ``locking_mode=EXCLUSIVE``: the 
 is only valid while no one else writes the file, so a second gateway process on the same file
 fails at ``open`` ("database is locked") instead of corrupting that assumption. Inspect the
 file with the ``sqlite3`` shell only while the gateway is stopped (or pass
-``exclusive=False``).
+``exclusive=False``). With ``exclusive=False`` bearer tokens are read from and revoked in the
+file itself, so the worker processes of one server share their sessions (records are still
+cached per process: one writer of records at a time).
 
 Schema: :mod:`gateway.storage.sqlite_schema` (migrations run at ``open``).
 """
@@ -288,6 +290,69 @@ class SQLiteAdapter(IndexedAdapter):
                 ],
             )
             con.executemany("DELETE FROM token WHERE token_hash = ?", [(h,) for h in removed])
+
+    # -- bearer tokens shared between processes -------------------------------------------
+    #
+    # With ``exclusive=False`` several processes (workers of one server) may use the file:
+    # tokens are then looked up and changed in the database itself, so a token issued by one
+    # process is honoured by the others and a revocation (close, a password change) reaches
+    # all of them at once. Exclusive (the appliance: one process), the memory copy answers.
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        if self._exclusive:
+            return await super().get_token(token_hash)
+        record = await self._run(self._token_row_sync, token_hash)
+        if record is None:
+            self._tokens.pop(token_hash, None)
+        else:
+            self._tokens[token_hash] = record
+        return record
+
+    def _token_row_sync(self, token_hash: str) -> TokenRecord | None:
+        row = self._db.execute(
+            "SELECT token_hash, username, role, created, expires, scheme FROM token"
+            " WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TokenRecord(row[0], row[1], Role(row[2]), row[3], row[4], row[5])
+
+    async def renew_token(self, token_hash: str, expires: float) -> None:
+        if not self._exclusive and token_hash not in self._tokens:
+            await self.get_token(token_hash)
+        await super().renew_token(token_hash, expires)
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        if self._exclusive:
+            return await super().revoke_token(token_hash)
+        async with self._write_lock:
+            self._tokens.pop(token_hash, None)
+            with trio.CancelScope(shield=True):
+                count = await self._run(self._delete_tokens_sync, "token_hash", token_hash)
+        return count > 0
+
+    async def revoke_user_tokens(self, username: str) -> int:
+        if self._exclusive:
+            return await super().revoke_user_tokens(username)
+        async with self._write_lock:
+            for token_hash in [h for h, r in self._tokens.items() if r.username == username]:
+                del self._tokens[token_hash]
+            with trio.CancelScope(shield=True):
+                count = await self._run(self._delete_tokens_sync, "username", username)
+        return count
+
+    def _delete_tokens_sync(self, column: Literal["token_hash", "username"], value: str) -> int:
+        with transaction(self._db):
+            return self._db.execute(f"DELETE FROM token WHERE {column} = ?", (value,)).rowcount
+
+    async def count_tokens(self) -> int:
+        if self._exclusive:
+            return await super().count_tokens()
+        count: int = await self._run(
+            lambda: self._db.execute("SELECT count(*) FROM token").fetchone()[0]
+        )
+        return count
 
     # -- history ---------------------------------------------------------------------------
 
