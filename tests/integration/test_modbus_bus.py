@@ -131,9 +131,11 @@ async def test_a_silent_slave_does_not_stall_the_other(
     assert all(isinstance(e, SlaveSkippedError) for e in silent_errors[1:])
     assert len(silent_errors) > 10
     assert tcp_bus.requests(2) == asked_before + 1
-    # The live slave kept polling: at most one read waited behind the silent one's timeout.
+    # The live slave kept polling: at most one read waited behind the silent one's 200 ms
+    # timeout (a read that waits behind it takes the whole timeout; counting those, rather
+    # than bounding every latency, keeps a busy CI machine from failing the test).
     assert len(latencies) > 10
-    assert sorted(latencies)[-2] < 0.1
+    assert sum(1 for latency in latencies if latency >= 0.19) <= 1
     # It answers again once it is back and its backoff (1 s here) has run out.
     tcp_bus.set_online(2, True)
     assert silent.link is not None
