@@ -38,6 +38,7 @@ from gateway.haystack.codecs.common import (
 from gateway.haystack.codecs.jsondoc import (
     NAME_OK,
     Invalid,
+    convert_rows,
     dump,
     gc_paused,
     invalid_to_parse_error,
@@ -249,26 +250,8 @@ def _grid(obj: dict[str, Any]) -> Grid:
         lambda col: _tags({k: v for k, v in col.items() if k != "name"}),
     )
     rows = member(obj, "rows", list, [])
-    _rows(rows)
+    convert_rows(rows, _CONV.get)
     return Grid(cols, tuple(rows), meta)
-
-
-def _rows(rows: list[Any]) -> None:
-    """Convert the parsed rows in place (a cell keeps its key; only its value changes)."""
-    conv_of = _CONV.get
-    for index, row in enumerate(rows):
-        if row.__class__ is not dict:
-            err = Invalid("a row must be a JSON object")
-            err.path += [index, "rows"]
-            raise err
-        for name, val in row.items():
-            conv = conv_of(val.__class__)
-            if conv is not None:
-                try:
-                    row[name] = conv(val)
-                except Invalid as err:
-                    err.path += [name, index, "rows"]
-                    raise
 
 
 def _tags(obj: dict[str, Any]) -> dict[str, Value]:

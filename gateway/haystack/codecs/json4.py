@@ -41,6 +41,7 @@ from gateway.haystack.codecs.json4_write import encode_grid, encode_grid_iter, e
 from gateway.haystack.codecs.jsondoc import (
     NAME_OK,
     Invalid,
+    convert_rows,
     gc_paused,
     invalid_to_parse_error,
     load,
@@ -207,7 +208,7 @@ def _grid(obj: dict[str, Any], rows: list[dict[str, Value]] | None = None) -> Gr
     cols_json = member(obj, "cols", list, None)
     if rows is None:
         rows = member(obj, "rows", list, [])
-        _rows(rows)
+        convert_rows(rows, _CONV.get)
     cols = read_cols(cols_json, _meta) if cols_json is not None else _cols_of_rows(rows)
     return Grid(cols, tuple(rows), meta)
 
@@ -229,26 +230,6 @@ def _cols_of_rows(rows: list[dict[str, Any]]) -> list[Col]:
             if NAME_OK(name):
                 names[name] = None
     return [Col(name) for name in names]
-
-
-def _rows(rows: list[Any]) -> None:
-    """Convert the parsed rows in place (only cells that are not native JSON change)."""
-    conv_of = _CONV.get
-    for index, row in enumerate(rows):
-        if row.__class__ is not dict:
-            err = Invalid("a row must be a JSON object")
-            err.path += [index, "rows"]
-            raise err
-        for name, val in row.items():
-            conv = conv_of(val.__class__)
-            if conv is not None:
-                try:
-                    # Replacing the value of an existing key never resizes the dict: safe
-                    # while iterating.
-                    row[name] = conv(val)
-                except Invalid as err:
-                    err.path += [name, index, "rows"]
-                    raise
 
 
 def _tags(obj: dict[str, Any]) -> dict[str, Value]:

@@ -104,6 +104,27 @@ def read_cols(
     return cols
 
 
+def convert_rows(rows: list[Any], conv_of: Callable[[type], Callable[[Any], Any] | None]) -> None:
+    """Convert parsed rows in place: each cell whose JSON type ``conv_of`` maps is replaced.
+
+    Replacing the value of an existing key never resizes a dict, so it is safe while
+    iterating; an error names the row and the cell.
+    """
+    for index, row in enumerate(rows):
+        if row.__class__ is not dict:
+            err = Invalid("a row must be a JSON object")
+            err.path += [index, "rows"]
+            raise err
+        for name, val in row.items():
+            conv = conv_of(val.__class__)
+            if conv is not None:
+                try:
+                    row[name] = conv(val)
+                except Invalid as err:
+                    err.path += [name, index, "rows"]
+                    raise
+
+
 def load(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse a JSON document; ParseError (line, column) when it is not valid JSON."""
     try:
