@@ -47,7 +47,7 @@ from gateway.haystack.tz import UTC, hs_name
 from gateway.opshis import HisOps
 from gateway.points.durations import DurationError, seconds_of
 from gateway.points.priority import PointWriteError
-from gateway.storage.base import StorageAdapter, StorageError, UnknownIdError, UnknownWatchError
+from gateway.storage.base import StorageAdapter, StorageError, UnknownWatchError
 from gateway.writes import PointWrites
 
 __all__ = [
@@ -473,8 +473,3 @@ def _rows_by_id(records: list[dict[str, Value] | None]) -> Grid:
     if not grid.has_col("id"):
         return Grid(_READ_ID_COLS, rows)
     return grid
-
-
-def unknown_id(id: Ref) -> UnknownIdError:
-    """The error for an id the store does not hold."""
-    return UnknownIdError(f"unknown id {id}")

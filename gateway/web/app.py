@@ -30,7 +30,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from gateway.ops import HaystackOps, OpInfo
+from gateway.ops import HaystackOps
 from gateway.storage.base import StorageAdapter
 from gateway.web.fastpath import OP_ENDPOINT, HaystackApp
 from gateway.web.ophandler import BodyTooLargeError, OpHandler, OpReply
@@ -169,8 +169,3 @@ class _QuartOpRequest:
 def _response(reply: OpReply) -> Response:
     body = reply.body if reply.chunks is None else b"".join(reply.chunks)
     return Response(body, status=reply.status, headers=reply.headers)
-
-
-def op_info(ops: HaystackOps, name: str) -> OpInfo | None:
-    """The op ``name`` as ``ops`` serves it (for extensions that route ops themselves)."""
-    return ops.find_op(name)

@@ -2,17 +2,19 @@
 
 ``AuthGate`` is the thin HTTP side of ``gateway.auth.service.AuthService``:
 
-- ``check(request, op)`` runs the Haystack auth exchange (HELLO / SCRAM / BEARER / PLAINTEXT,
-  and a verified client certificate's CN when the TLS layer passes one, see
-  ``gateway.web.tls``). A handshake step answers 401 with ``WWW-Authenticate``; a finished
-  login answers 200 with ``Authentication-Info`` (on any path, as clients log in on ``/about``,
-  ``/ui``...); a refused one 401/403 (400, 429, 503 where ``AuthService`` says so) with an
-  error grid. Otherwise the request goes on as the identity. ``identify`` is the same without
-  the rendering, for routes that answer in another format (the users API answers JSON).
-- ``authorize(ctx, op, grid)`` applies the role matrix (``gateway.auth.roles``): a refused op
-  is 403 with an error grid. pointWrite with a ``level`` counts as a write. Every allowed op
-  that needs more than the viewer role (writes, actions, custom ops) is logged with the user,
-  the client address and the client certificate's subject, so the log says who wrote what.
+- ``check_scope(scope, authorization)`` runs the Haystack auth exchange (HELLO / SCRAM /
+  BEARER / PLAINTEXT, and a verified client certificate's CN when the TLS layer passes one,
+  see ``gateway.web.tls``). A handshake step answers 401 with ``WWW-Authenticate``; a
+  finished login answers 200 with ``Authentication-Info`` (on any path, as clients log in on
+  ``/about``, ``/ui``...); a refused one 401/403 (400, 429, 503 where ``AuthService`` says
+  so) with an error grid. Otherwise the request goes on as the identity. ``identify`` is the
+  same without the rendering, for routes that answer in another format (the users API
+  answers JSON).
+- ``refusal(ctx, op, grid, scope)`` applies the role matrix (``gateway.auth.roles``): the op
+  handler answers a refused op with 403 and an error grid. pointWrite with a ``level`` counts
+  as a write. Every allowed op that needs more than the viewer role (writes, actions, custom
+  ops) is logged with the user, the client address and the client certificate's subject, so
+  the log says who wrote what.
 
 Roles: with a user store, a user's role is the one stored. Without one (``SimpleAuthenticator``
 or a custom authenticator), the authenticator's ``role_of`` decides, and when it has no answer
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import trio
-from quart import Request, Response, has_request_context, request
+from quart import Request
 
 from gateway.auth.authenticators import Authenticator, CertAuthenticator
 from gateway.auth.errors import UserExistsError
@@ -55,7 +57,7 @@ from gateway.auth.service import AuthService
 from gateway.auth.throttle import LoginThrottle, ThrottlePolicy
 from gateway.auth.tokens import BearerTokens, MemoryTokenStore, TokenPolicy, TokenStore
 from gateway.auth.users import User, UserStore, create_user
-from gateway.haystack.codecs import ZINC, Format
+from gateway.haystack.codecs import ZINC
 from gateway.haystack.grid import Grid
 from gateway.ops import OpInfo, RequestContext
 from gateway.web.tls import client_common_name, client_subject
@@ -213,17 +215,11 @@ class AuthGate:
             client=client,
         )
 
-    async def check(self, req: Request, op: str) -> tuple[Response | None, RequestContext]:
-        """Authenticate a request: (a response to send now, or None) and the caller."""
-        reply, ctx = await self.identify(req)
-        if not reply.proceed:
-            return _reply_response(reply), ctx
-        return None, ctx
-
     async def check_scope(
         self, scope: Mapping[str, Any], authorization: str | None
     ) -> tuple[RawReply | None, RequestContext]:
-        """:meth:`check` without Quart: (status, headers, body) to send now, or None."""
+        """Authenticate a request from its ASGI scope and ``Authorization`` header: the
+        response to send now as (status, headers, body), or None, and the caller."""
         reply, ctx = await self.identify_scope(scope, authorization)
         if not reply.proceed:
             return reply_parts(reply), ctx
@@ -236,16 +232,6 @@ class AuthGate:
     def allows(self, ctx: RequestContext, op: str, *, writes: bool = False) -> bool:
         """Whether the caller's role may call ``op`` (the users API checks ``"users"``)."""
         return self.matrix.allows(self.role_of(ctx), op, writes=writes)
-
-    def authorize(
-        self, ctx: RequestContext, info: OpInfo, grid: Grid, fmt: Format, content_type: str
-    ) -> Response | None:
-        """None when the caller's role may run this op, else a 403 with an error grid."""
-        scope = request.scope if has_request_context() else None
-        refusal = self.refusal(ctx, info, grid, scope)
-        if refusal is None:
-            return None
-        return _grid_response(403, Grid.make_error(refusal), fmt, content_type)
 
     def refusal(
         self, ctx: RequestContext, info: OpInfo, grid: Grid, scope: Mapping[str, Any] | None
@@ -303,19 +289,6 @@ def reply_parts(reply: AuthReply) -> RawReply:
         return reply.status, headers, body
     # 401 handshake steps and the 200 that finishes a login carry no grid
     return reply.status, headers, b""
-
-
-def _reply_response(reply: AuthReply) -> Response:
-    status, headers, body = reply_parts(reply)
-    return Response(body, status=status, headers=headers)
-
-
-def _grid_response(status: int, grid: Grid, fmt: Format, content_type: str) -> Response:
-    return Response(
-        fmt.encode(grid),
-        status=status,
-        headers={"Content-Type": content_type, "Cache-Control": _NO_CACHE},
-    )
 
 
 # -- first start --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Final
 
-from gateway.haystack.errors import ParseError, UnknownTimeZoneError
+from gateway.haystack.errors import UnknownTimeZoneError
 from gateway.haystack.tz import UTC, hs_name, hs_tz, tz_for_offset
 
 __all__ = [
@@ -141,8 +141,3 @@ def _parse_datetime_slow(text: str) -> dt.datetime:
         seconds = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
         tzinfo = dt.timezone(dt.timedelta(seconds=seconds))
     return dt.datetime.combine(date, time, tzinfo)
-
-
-def parse_error(msg: str, text: str, pos: int) -> ParseError:
-    """A ParseError at offset ``pos`` of ``text``."""
-    return ParseError.at(msg, text, pos)

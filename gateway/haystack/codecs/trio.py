@@ -103,10 +103,6 @@ def _text_of(data: str | bytes) -> str:
     return text
 
 
-def _is_blank(line: str) -> bool:
-    return not line.strip(_INDENT)
-
-
 class _Reader:
     """Reads records from lines; ``line0``/``col0`` place the lines inside the whole document.
 
