@@ -16,6 +16,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final, Protocol, overload
 
+from gateway.haystack.codecs.bulk import local_second_texts, offset_text
 from gateway.haystack.kinds import Number, Value
 from gateway.haystack.tz import hs_name
 
@@ -23,9 +24,6 @@ __all__ = ["HisRows", "SampleColumns", "float_texts", "iso_times"]
 
 _tuple_new = tuple.__new__
 _fromts = dt.datetime.fromtimestamp
-_HM: Final = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
-_SS: Final = tuple(f"{s:02d}" for s in range(60))
-_EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
 # Daylight-saving transitions are months apart: sampling the offset every 6 hours finds each.
 _OFFSET_PROBE: Final = 6 * 3600
 
@@ -125,14 +123,6 @@ def _segments(times: Sequence[float], tz: dt.tzinfo) -> list[tuple[int, int]]:
     return segments
 
 
-def _offset_text(seconds: int) -> str:
-    sign = "-" if seconds < 0 else "+"
-    hours, rest = divmod(abs(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{sign}{hours:02d}:{minutes:02d}"
-    return text + f":{secs:02d}" if secs else text
-
-
 def iso_times(times: Sequence[float], tz: dt.tzinfo) -> list[str]:
     """ISO text with offset (no zone name) of epoch times, as shown in ``tz``.
 
@@ -146,7 +136,7 @@ def iso_times(times: Sequence[float], tz: dt.tzinfo) -> list[str]:
     bounds = [start for start, _ in segments[1:]] + [len(times)]
     index = 0
     for (_, off), end in zip(segments, bounds, strict=True):
-        out.extend(_segment_iso(times[index:end], off, "Z" if utc else _offset_text(off), tz))
+        out.extend(_segment_iso(times[index:end], off, "Z" if utc else offset_text(off), tz))
         index = end
     return out
 
@@ -158,15 +148,7 @@ def _segment_iso(times: Sequence[float], off: int, off_text: str, tz: dt.tzinfo)
     if off % 60 or locals_ != wholes:
         # fractions of a second, or an old local-mean-time offset: the exact slow way
         return [_slow_iso(t, tz, off_text == "Z") for t in times]
-    first_day = wholes[0] // 86400
-    dates = [
-        dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
-        for day in range(first_day, wholes[-1] // 86400 + 1)
-    ]
-    hm, ss = _HM, _SS
-    return [
-        dates[w // 86400 - first_day] + hm[w % 86400 // 60] + ss[w % 60] + off_text for w in wholes
-    ]
+    return local_second_texts(wholes, off_text)
 
 
 def _slow_iso(t: float, tz: dt.tzinfo, utc: bool) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "datetime_texts",
     "float_reprs",
     "interleave",
+    "local_second_texts",
     "offset_text",
     "row_builder",
     "zinc_floats",
@@ -91,6 +92,17 @@ def offset_text(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     text = f"{sign}{hours:02d}:{minutes:02d}"
     return text + f":{secs:02d}" if secs else text
+
+
+def local_second_texts(wholes: Sequence[int], tail: str) -> list[str]:
+    """``YYYY-MM-DDThh:mm:ss`` + ``tail`` for whole local seconds since 1970 (ascending or not)."""
+    first_day, last_day = min(wholes) // 86400, max(wholes) // 86400
+    dates = [
+        dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
+        for day in range(first_day, last_day + 1)
+    ]
+    hm, ss = _HM, _SS
+    return [dates[w // 86400 - first_day] + hm[w % 86400 // 60] + ss[w % 60] + tail for w in wholes]
 
 
 def datetime_texts(

@@ -31,6 +31,7 @@ from itertools import repeat
 from typing import Final
 
 from gateway.haystack.codecs.bulk import row_builder
+from gateway.haystack.codecs.zinc_write import ID_RE, UNIT_CHARS
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.kinds import MARKER, Number, Ref, Value
 from gateway.haystack.tz import UTC, hs_tz
@@ -40,12 +41,12 @@ __all__ = ["MIN_RUN", "read_run"]
 #: Fewer rows than this are not worth a template.
 MIN_RUN: Final = 16
 
-_U: Final = r"A-Za-z%_/$\u0080-\U0010ffff"  # unit characters, as the general reader's
-_ID: Final = r"([A-Za-z0-9_:\-.~]+)"
+_U: Final = UNIT_CHARS  # the general reader's unit and id characters
+_ID: Final = rf"({ID_RE.pattern})"
 _STR: Final = r'"([^"\\\n]*)"'
 # A unit never starts with "_" here: after a digit the general reader takes "_" as a digit
 # separator ("1_000", even "0_"), so such a cell is left to it.
-_U_FIRST: Final = r"A-Za-z%/$\u0080-\U0010ffff"
+_U_FIRST: Final = UNIT_CHARS.replace("_", "")
 _NUMBER: Final = rf"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)((?:[{_U_FIRST}][{_U}0-9]*)?)"
 _DATE: Final = r"([0-9]{4}-[0-9]{2}-[0-9]{2})"
 _DATETIME: Final = (
