@@ -50,7 +50,7 @@ from gateway.runtime.config_modbus import MAP_TAGS
 from gateway.runtime.config_sync import sync_records
 from gateway.runtime.registry import DriverRegistry, RegisterMaps, modbus_kind
 from gateway.runtime.sdnotify import SystemdNotifier
-from gateway.runtime.supervisor import Gateway, ReloadResult
+from gateway.runtime.supervisor import Gateway
 from gateway.storage.base import StorageError
 from gateway.storage.sqlite import SQLiteAdapter
 from gateway.web.app import create_app
@@ -243,21 +243,14 @@ class Service:
             self.writes.forget(rid)
         gateway = self.gateway
         gateway.default_tuning = new.database.default_tuning
-        remapped = _remapped_connectors(new, old_maps)
-        first = None
-        if remapped:
-            # A connector whose register map file changed compares equal to the running one:
-            # take it out first so that apply() restarts it with the new map.
-            keep = [c for c in new.connectors if c.get("id") not in remapped]
-            first = await gateway.apply(keep, new.points, new.database.tunings)
-        result = await gateway.apply(new.connectors, new.points, new.database.tunings)
-        if first is not None:
-            result = ReloadResult(
-                started=[c for c in first.started + result.started if c not in remapped],
-                restarted=first.restarted + [c for c in result.started if c in remapped],
-                stopped=[c for c in first.stopped if c not in remapped],
-                unchanged=[c for c in result.unchanged if c not in first.started + first.restarted],
-            )
+        # A connector whose register map file changed has the same records as before: name it
+        # so that apply() restarts it with the new map.
+        result = await gateway.apply(
+            new.connectors,
+            new.points,
+            new.database.tunings,
+            restart=_remapped_connectors(new, old_maps),
+        )
         self.config = new
         log.info(
             "reloaded: records +%d ~%d -%d; connectors started %d, restarted %d, stopped %d, "

@@ -44,7 +44,7 @@ import datetime as dt
 import gc
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -199,8 +199,14 @@ class Gateway:
         connectors: Records,
         points: Records,
         tunings: Mapping[Ref, Tuning] | None = None,
+        *,
+        restart: Collection[Ref] = (),
     ) -> ReloadResult:
-        """Run exactly the given configuration: start, stop or restart only what changed."""
+        """Run exactly the given configuration: start, stop or restart only what changed.
+
+        ``restart`` names connectors to restart even though their records did not change
+        (their driver's configuration did: a register map file edited on its own).
+        """
         if self._nursery is None:
             raise RuntimeError("the gateway is not running")
         async with self._apply_lock:
@@ -215,7 +221,7 @@ class Gateway:
                 new = bindings.connectors.get(cid)
                 if new is None:
                     result.stopped.append(cid)
-                elif new != runner.binding:
+                elif new != runner.binding or cid in restart:
                     result.restarted.append(cid)
                 else:
                     result.unchanged.append(cid)

@@ -150,3 +150,22 @@ async def test_a_runner_that_fails_to_take_a_write_never_fails_the_point_write(
         await rig.writes.write(Ref("a"), 8, Number(5), "op")  # does not raise
         rec = await rig.rec("a")
     assert rec["writeVal"] == Number(5, "°C") and rec["writeLevel"] == Number(8)
+
+
+async def test_apply_restarts_named_connectors_whose_records_did_not_change(
+    autojump_clock: MockClock,
+) -> None:
+    # A register map edited on its own changes no record: the caller names the connector.
+    cs = conns("c1", "c2")
+    pts = [point("a", "c1"), point("b", "c2")]
+    async with running(cs, pts, [T]) as rig:
+        await trio.sleep(5)
+        before = dict(rig.gateway.runners)
+        result = await rig.gateway.apply(cs, pts, restart=[Ref("c2")])
+        await trio.sleep(5)
+        after = dict(rig.gateway.runners)
+        opens = {c: len(rig.driver(c).times("open")) for c in ("c1", "c2")}
+    assert result.unchanged == [Ref("c1")] and result.restarted == [Ref("c2")]
+    assert not result.started and not result.stopped
+    assert after[Ref("c1")] is before[Ref("c1")] and after[Ref("c2")] is not before[Ref("c2")]
+    assert opens == {"c1": 1, "c2": 2}
