@@ -232,8 +232,7 @@ class IndexedAdapter:
     # -- watches ---------------------------------------------------------------------------
 
     def _watch_info(self, watch_id: str, dis: str, lease: float, keys: list[str]) -> WatchInfo:
-        ids: list[Ref] = [rec["id"] for rec in map(self._index.get, keys) if rec is not None]
-        return WatchInfo(watch_id, dis, lease, ids)
+        return WatchInfo(watch_id, dis, lease, self._index.ids_of(keys))
 
     async def watch_sub(
         self, watch_id: str | None, dis: str | None, ids: Sequence[Ref], lease: float, now: float

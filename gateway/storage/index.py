@@ -178,6 +178,12 @@ class RecordIndex:
         slot = self._slot_of.get(ref[0])
         return None if slot is None else self._recs[slot]
 
+    def ids_of(self, keys: Iterable[str]) -> list[Ref]:
+        """The records' own id Refs of ``keys`` (unknown keys left out)."""
+        recs = self._recs
+        slots = [slot for slot in map(self._slot_of.get, keys) if slot is not None]
+        return [recs[slot]["id"] for slot in slots]  # type: ignore[index]
+
     def records(self) -> Iterator[dict[str, Value]]:
         """Every record (the table's own dicts), in slot order."""
         return (rec for rec in self._recs if rec is not None)

@@ -109,11 +109,12 @@ class WatchRegistry:
                 watch.dis = dis
         watch.lease = self.grant(lease)
         watch.expires = now + watch.lease
-        version_of, seen = self._version_of, watch.seen
-        for key in keys:
-            version = version_of(key)
-            if version is not None:
-                seen[key] = version
+        keys = list(keys)
+        versions = list(map(self._version_of, keys))
+        if None in versions:  # a record went since the caller looked
+            watch.seen.update((k, v) for k, v in zip(keys, versions, strict=True) if v is not None)
+        else:
+            watch.seen.update(zip(keys, versions, strict=True))  # type: ignore[arg-type]
         return watch
 
     def _new_id(self) -> str:

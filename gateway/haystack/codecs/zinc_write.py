@@ -8,7 +8,9 @@ Speed: a grid is written column by column. Most columns hold one kind, and a col
 is written in bulk (:mod:`bulk`: numbers through one ``orjson.dumps``, date-times from their
 wall-clock seconds) or with one comprehension; any other column goes value by value through
 ``encode_val``. Every path writes the same text for the same value. A grid of a few rows
-(a read by id, a watch poll of one record) skips the column machinery. A history read
+(a read by id, a watch poll of one record) skips the column machinery; a large grid whose rows
+lack some columns (a watch of points of several kinds) is written a group of rows with the same
+tags at a time, so that each group's columns are full. A history read
 (:class:`HisRows`) is written straight from its sample columns, and ``encode_grid_iter`` writes
 any grid in chunks of about 64 KiB, so a long history never has to exist as one string.
 """
@@ -19,7 +21,9 @@ import datetime as dt
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
 from operator import add, itemgetter
 from typing import Any, Final
 
@@ -71,6 +75,10 @@ _second: Final = itemgetter(1)
 CHUNK_CHARS: Final = 64 * 1024
 #: Grids of at most this many rows are written row by row.
 _FEW_ROWS: Final = 4
+#: A sparse grid of at least this many rows is written one group of rows of the same tags
+#: at a time, unless its rows come in more than ``_MAX_SHAPES`` different sets of tags.
+_GROUP_MIN_ROWS: Final = 64
+_MAX_SHAPES: Final = 24
 
 
 def _escape_char(m: re.Match[str]) -> str:
@@ -302,21 +310,69 @@ def _rows_text(rows: Sequence[Mapping[str, Value]], names: list[str], *, few: bo
                 for row in rows
             ]
         )
-    # Column by column: each column is constant text and lists of per-row texts; the text
-    # between two lists (separators, constant columns) is merged into one piece.
+    if len(rows) >= _GROUP_MIN_ROWS and sum(map(len, rows)) < len(rows) * len(names):
+        text = _sparse_rows_text(rows, names, null)
+        if text is not None:
+            return text
+    columns = ([row.get(name) for row in rows] for name in names)
+    return interleave(_row_pieces(columns, null), len(rows))
+
+
+def _row_pieces(columns: Iterable[list[Value] | None], null: str) -> list[str | list[str]]:
+    """The pieces of :func:`interleave` for rows of these columns (None: a column of nulls).
+
+    Column by column: each column is constant text and lists of per-row texts; the text
+    between two lists (separators, constant columns) is merged into one piece.
+    """
     pieces: list[str | list[str]] = []
     const = ""
-    for index, name in enumerate(names):
+    for index, vals in enumerate(columns):
         if index:
             const += ","
-        for part in _column_parts([row.get(name) for row in rows], null):
+        if vals is None:
+            const += null
+            continue
+        for part in _column_parts(vals, null):
             if isinstance(part, str):
                 const += part
             else:
                 pieces += [const, part]
                 const = ""
     pieces.append(const + "\n")
-    return interleave(pieces, len(rows))
+    return pieces
+
+
+def _sparse_rows_text(
+    rows: Sequence[Mapping[str, Value]], names: list[str], null: str
+) -> str | None:
+    """The row lines of rows that lack some columns (a watch of points of several kinds),
+    written a group of rows with the same tags at a time: within a group every column is
+    full, so a marker column is one constant and no cell is looked up in vain. None when the
+    rows come in too many shapes for that to pay."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, shape in enumerate(map(tuple, rows)):
+        members = groups.get(shape)
+        if members is None:
+            if len(groups) == _MAX_SHAPES:
+                return None
+            groups[shape] = [index]
+        else:
+            members.append(index)
+    lines: list[str] = [""] * len(rows)
+    for shape, members in groups.items():
+        group = list(map(rows.__getitem__, members))
+        present = [name for name in names if name in shape]
+        columns: dict[str, list[Value]] = {}
+        if len(present) == 1:
+            columns[present[0]] = list(map(itemgetter(present[0]), group))
+        elif present:
+            cells = zip(*map(itemgetter(*present), group), strict=True)
+            columns = dict(zip(present, map(list, cells), strict=True))
+        pieces = _row_pieces(map(columns.get, names), null)
+        count = len(group)
+        texts = zip(*[p if isinstance(p, list) else repeat(p, count) for p in pieces], strict=True)
+        deque(map(lines.__setitem__, members, map("".join, texts)), 0)
+    return "".join(lines)
 
 
 def _his_text(rows: HisRows, lo: int, hi: int, others: list[int]) -> str:

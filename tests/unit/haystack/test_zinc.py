@@ -541,6 +541,44 @@ def test_column_writers_write_what_encode_val_writes(grid: Grid) -> None:
     assert decode_grid(text) == grid
 
 
+@st.composite
+def sparse_grids(draw: st.DrawFn) -> Grid:
+    """Grids of many rows that each hold one of a few sets of the columns (points of
+    several kinds in one watch), in varying tag order, with the odd all-null row."""
+    kinds = draw(st.lists(ZINC_CELLS, min_size=1, max_size=6))
+    names = [f"c{i}" for i in range(len(kinds))]
+    shapes = draw(st.lists(st.lists(st.sampled_from(names), unique=True), min_size=1, max_size=5))
+    count = draw(st.integers(zinc_write._GROUP_MIN_ROWS, zinc_write._GROUP_MIN_ROWS + 40))
+    rows = []
+    for _ in range(count):
+        shape = draw(st.sampled_from(shapes))
+        rows.append({name: draw(kinds[names.index(name)]) for name in shape})
+    return Grid(names, rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sparse_grids().filter(lambda g: all(_no_negative_zero(v) for r in g.rows for v in r.values()))
+)
+def test_sparse_rows_are_written_as_encode_val_writes(grid: Grid) -> None:
+    text = encode_grid(grid)
+    head = encode_grid(grid.with_rows(()))
+    assert text == head + "".join(line + "\n" for line in _row_by_row(grid))
+    assert b"".join(zinc_write.encode_grid_iter(grid)).decode() == text
+
+
+def test_rows_in_too_many_shapes_are_written_column_by_column() -> None:
+    names = [f"c{i}" for i in range(8)]
+    rows = [{n: MARKER for j, n in enumerate(names) if i >> j & 1} for i in range(200)]
+    grid = Grid(names, rows)
+    assert len({tuple(r) for r in rows}) > zinc_write._MAX_SHAPES
+    assert zinc_write._sparse_rows_text(rows, names, "") is None
+    text = encode_grid(grid)
+    assert text == encode_grid(grid.with_rows(())) + "".join(
+        line + "\n" for line in _row_by_row(grid)
+    )
+
+
 def test_few_rows_are_written_row_by_row() -> None:
     row = {
         "id": Ref("p-1", "Point 1"),
