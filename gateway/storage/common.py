@@ -51,7 +51,10 @@ class IndexedAdapter:
 
     def __init__(self, *, max_lease: float = DEFAULT_MAX_LEASE) -> None:
         self._index = RecordIndex()
-        self._watches = WatchRegistry(self._index.version_of, max_lease=max_lease)
+        index = self._index
+        self._watches = WatchRegistry(
+            index.version_of, max_lease=max_lease, store_version=lambda: index.version
+        )
         self._arrays: dict[str, list[dict[str, Value]]] = {}
         self._users: dict[str, User] = {}
         self._tokens: dict[str, TokenRecord] = {}

@@ -8,7 +8,9 @@ not data, so a restart closes every watch. A client that polls a closed watch ge
 - a lease is honoured up to ``max_lease`` (and at least ``MIN_LEASE``); the lease actually
   granted is returned, and every sub or poll renews it. An expired watch is forgotten;
 - a watch remembers, for each subscribed record, the change version (``RecordIndex``) it has
-  reported, so a poll returns exactly the records changed since, and ``refresh`` all of them.
+  reported, so a poll returns exactly the records changed since, and ``refresh`` all of them;
+- a watch also remembers the store's overall version when it last compared its records, so
+  the usual poll of an unchanged store (a client polling every few seconds) looks at none.
 
 Time is passed in as ``now`` (seconds on any monotonic clock the caller chooses).
 """
@@ -42,6 +44,9 @@ class Watch:
     lease: float
     expires: float
     seen: dict[str, int] = field(default_factory=dict)
+    # The store's version when every record of the watch was last compared (-1: never);
+    # while the store has not changed since, a poll has nothing to look at.
+    compared: int = -1
 
 
 class WatchRegistry:
@@ -52,10 +57,14 @@ class WatchRegistry:
         version_of: Callable[[str], int | None],
         *,
         max_lease: float = DEFAULT_MAX_LEASE,
+        store_version: Callable[[], int] | None = None,
     ) -> None:
         if not max_lease >= MIN_LEASE:
             raise ValueError(f"max_lease must be at least {MIN_LEASE} s")
         self._version_of = version_of
+        # The version of the latest change anywhere in the store (every change, removals
+        # included, raises it): lets a poll of an unchanged store skip its records.
+        self._store_version = store_version
         self.max_lease = float(max_lease)
         self._watches: dict[str, Watch] = {}
 
@@ -103,6 +112,9 @@ class WatchRegistry:
         if watch_id is None:
             watch_id = self._new_id()
             watch = self._watches[watch_id] = Watch(watch_id, dis or watch_id, 0.0, 0.0)
+            if self._store_version is not None:
+                # (taken before the versions of the keys: a change in between is then found)
+                watch.compared = self._store_version()
         else:
             watch = self._live(watch_id, now)
             if dis:
@@ -141,6 +153,9 @@ class WatchRegistry:
         self.expire(now)
         watch = self._live(watch_id, now)
         watch.expires = now + watch.lease
+        store = self._store_version() if self._store_version is not None else None
+        if not refresh and store is not None and store == watch.compared:
+            return []  # the usual poll: nothing changed anywhere since the last look
         version_of = self._version_of
         seen = watch.seen
         changed: list[str] = []
@@ -154,4 +169,6 @@ class WatchRegistry:
                 seen[key] = version
         for key in gone:
             del seen[key]
+        if store is not None:
+            watch.compared = store
         return changed

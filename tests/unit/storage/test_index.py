@@ -219,3 +219,35 @@ def test_registry_poll() -> None:
     del versions["a"]  # removed from the store
     assert reg.poll(watch.watch_id, True, 4) == ["b"]
     assert list(reg.get(watch.watch_id, 4).seen) == ["b"]
+
+
+def test_registry_skips_the_records_while_the_store_is_unchanged() -> None:
+    versions = {"a": 1, "b": 2, "c": 3}
+    store = [3]
+    looked: list[str] = []
+
+    def version_of(key: str) -> int | None:
+        looked.append(key)
+        return versions.get(key)
+
+    reg = WatchRegistry(version_of, store_version=lambda: store[0])
+    watch = reg.sub(None, "x", ["a", "b"], 60, 0)
+    looked.clear()
+    assert reg.poll(watch.watch_id, False, 1) == []
+    assert looked == []  # the store's version said it all
+    versions["b"] = store[0] = 4
+    assert reg.poll(watch.watch_id, False, 2) == ["b"]
+    assert sorted(looked) == ["a", "b"]
+    looked.clear()
+    assert reg.poll(watch.watch_id, False, 3) == [] and looked == []
+    # A change to a watched record, then more records added to the watch: the next poll
+    # still reports the change (adding does not count as having compared).
+    versions["a"] = store[0] = 5
+    reg.sub(watch.watch_id, None, ["c"], 60, 4)
+    assert reg.poll(watch.watch_id, False, 5) == ["a"]
+    assert reg.poll(watch.watch_id, True, 6) == ["a", "b", "c"]  # refresh looks anyway
+    # A removal raises the store's version too: the record leaves the watch.
+    del versions["c"]
+    store[0] = 6
+    assert reg.poll(watch.watch_id, False, 7) == []
+    assert list(reg.get(watch.watch_id, 7).seen) == ["a", "b"]
