@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 import sys
 import textwrap
@@ -15,12 +16,19 @@ import trio.testing
 from gateway.auth.roles import Role
 from gateway.auth.tokens import TokenRecord
 from gateway.auth.users import create_user
-from gateway.haystack.kinds import MARKER, Number, Ref
+from gateway.haystack.codecs.zinc import encode_val
+from gateway.haystack.kinds import MARKER, NA, Number, Ref
 from gateway.haystack.tz import hs_tz
 from gateway.points.priority import PriorityArray
 from gateway.storage.base import StorageError
 from gateway.storage.sqlite import SQLiteAdapter
-from gateway.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
+from gateway.storage.sqlite_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migrate,
+    schema_version,
+    transaction,
+)
 
 from .conftest import tree
 
@@ -227,7 +235,122 @@ async def test_migration_from_version_1(tmp_path: Path) -> None:
     ).fetchall()
     con.close()
     assert versions == [(m.version, m.summary) for m in MIGRATIONS]
-    assert versions[-1][0] == SCHEMA_VERSION == 2
+    assert versions[-1][0] == SCHEMA_VERSION == 3
+
+
+async def test_migration_3_packs_the_old_history_into_blocks(tmp_path: Path) -> None:
+    """A version-2 database's ``his`` rows (a row per sample) come back identical from blocks:
+    numbers, others (Str, Bool, NA, another unit, NaN, infinities), several series, one of
+    them spanning several blocks."""
+    path = tmp_path / "gw.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    assert migrate(con, target=2) == [1, 2]
+    for rec in tree():
+        con.execute("INSERT INTO rec VALUES (?, ?)", (rec["id"].val, encode_val(rec)))
+    con.executemany(
+        "INSERT INTO his_series (sid, point, tz, unit) VALUES (?, ?, ?, ?)",
+        [(1, "p1", "Paris", "°C"), (2, "p3", "UTC", ""), (3, "p4", "Paris", None)],
+    )
+    minute = 60_000_000
+    t0 = int(T0.timestamp()) * 1_000_000
+    others = {
+        7: ('"hello"', "hello"),
+        8: ("T", True),
+        9: ("F", False),
+        250: ("NA", NA),
+        251: ("68°F", Number(68, "°F")),
+        479: ("NaN°C", Number(math.nan, "°C")),
+        480: ("INF°C", Number(math.inf, "°C")),
+        599: ("-INF", Number(-math.inf)),
+    }
+    rows = [
+        (1, t0 + i * minute, None, others[i][0])
+        if i in others
+        else (1, t0 + i * minute, i / 4, None)
+        for i in range(600)
+    ]
+    rows += [(2, t0 + i, float(i), None) for i in range(3)]  # unitless, a µs apart
+    rows += [(3, t0 - minute, None, '"only text"')]
+    con.executemany("INSERT INTO his VALUES (?, ?, ?, ?)", rows)
+    con.close()
+
+    store = SQLiteAdapter(path)
+    await store.open()
+    try:
+        assert await store.his_sample_count() == 604
+        got = await store.his_read(Ref("p1"))
+        assert [ts for ts, _ in got] == [T0 + i * dt.timedelta(minutes=1) for i in range(600)]
+        assert got[0][0].tzinfo is PARIS
+        for i, (_, val) in enumerate(got):
+            want = others[i][1] if i in others else Number(i / 4, "°C")
+            if isinstance(want, Number) and math.isnan(want[0]):
+                assert isinstance(val, Number) and math.isnan(val[0]) and val[1] == want[1]
+            else:
+                assert val == want
+        assert await store.his_read(Ref("p3")) == [
+            (T0.astimezone(dt.UTC) + dt.timedelta(microseconds=i), Number(i)) for i in range(3)
+        ]
+        assert await store.his_read(Ref("p4")) == [(T0 - dt.timedelta(minutes=1), "only text")]
+        # the migrated blocks take appends like any others
+        await store.his_write(Ref("p1"), his(T0 + dt.timedelta(hours=10), 5, dt.timedelta(hours=1)))
+        assert len(await store.his_read(Ref("p1"))) == 605
+    finally:
+        await store.aclose()
+    con = sqlite3.connect(path)
+    try:
+        assert (
+            con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'his'"
+            ).fetchall()
+            == []
+        )
+        blocks = con.execute("SELECT sid, n FROM his_block ORDER BY sid, start_us").fetchall()
+    finally:
+        con.close()
+    assert blocks == [(1, 240), (1, 240), (1, 120 + 5), (2, 3), (3, 1)]  # 5 appended
+
+
+def db_bytes(con: sqlite3.Connection) -> int:
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    return int(pages * con.execute("PRAGMA page_size").fetchone()[0])
+
+
+async def test_migration_3_does_not_copy_the_history(tmp_path: Path) -> None:
+    """Old rows are deleted as they are packed, so the file does not grow by a second copy;
+    under a quota the old file fitted, the migrated one fits at once and keeps everything."""
+    path = tmp_path / "gw.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    con.execute("PRAGMA journal_mode = WAL")
+    migrate(con, target=2)
+    for rec in tree():
+        con.execute("INSERT INTO rec VALUES (?, ?)", (rec["id"].val, encode_val(rec)))
+    con.execute("INSERT INTO his_series VALUES (1, 'p1', 'Paris', '°C')")
+    t0 = int(T0.timestamp()) * 1_000_000
+    n = 40_000
+    with transaction(con):
+        con.executemany(
+            "INSERT INTO his VALUES (1, ?, ?, NULL)",
+            [(t0 + i * 60_000_000, i / 8) for i in range(n)],
+        )
+    before = db_bytes(con)
+    assert before > n * 16  # the old layout: ~26 bytes a sample
+    migrate(con)
+    grown = db_bytes(con) - before
+    con.close()
+    assert grown < n * 16 / 2  # a naive copy would add n * 16 bytes of blocks
+    store = SQLiteAdapter(path, his_max_bytes=before)
+    await store.open()
+    try:
+        assert await store.size_bytes() <= before
+        assert await store.his_sample_count() == n
+        got = await store.his_read(Ref("p1"), T0 + dt.timedelta(minutes=n - 2))
+        assert [v for _, v in got] == [Number((n - 2) / 8, "°C"), Number((n - 1) / 8, "°C")]
+    finally:
+        await store.aclose()
+    assert path.stat().st_size <= before
 
 
 async def test_retention_by_age(tmp_path: Path) -> None:
