@@ -76,9 +76,12 @@ CHUNK_CHARS: Final = 64 * 1024
 #: Grids of at most this many rows are written row by row.
 _FEW_ROWS: Final = 4
 #: A sparse grid of at least this many rows is written one group of rows of the same tags
-#: at a time, unless its rows come in more than ``_MAX_SHAPES`` different sets of tags.
-_GROUP_MIN_ROWS: Final = 64
+#: at a time, unless its rows come in more than ``_MAX_SHAPES`` different sets of tags or
+#: its groups average under ``_MIN_GROUP`` rows (a group's columns then cost more than the
+#: cells they save: measured on reads of 100 points of ten kinds).
+_GROUP_MIN_ROWS: Final = 128
 _MAX_SHAPES: Final = 24
+_MIN_GROUP: Final = 24
 
 
 def _escape_char(m: re.Match[str]) -> str:
@@ -358,6 +361,8 @@ def _sparse_rows_text(
             groups[shape] = [index]
         else:
             members.append(index)
+    if len(groups) * _MIN_GROUP > len(rows):
+        return None
     lines: list[str] = [""] * len(rows)
     for shape, members in groups.items():
         group = list(map(rows.__getitem__, members))

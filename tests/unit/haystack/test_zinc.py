@@ -573,6 +573,11 @@ def test_rows_in_too_many_shapes_are_written_column_by_column() -> None:
     grid = Grid(names, rows)
     assert len({tuple(r) for r in rows}) > zinc_write._MAX_SHAPES
     assert zinc_write._sparse_rows_text(rows, names, "") is None
+    # 20 shapes (under the limit) but groups of about 6 rows: not worth it
+    small_groups = [rows[i % 20 + 1] for i in range(zinc_write._GROUP_MIN_ROWS)]
+    assert zinc_write._sparse_rows_text(small_groups, names, "") is None
+    few_shapes = [rows[i % 4 + 1] for i in range(zinc_write._GROUP_MIN_ROWS)]
+    assert zinc_write._sparse_rows_text(few_shapes, names, "") is not None
     text = encode_grid(grid)
     assert text == encode_grid(grid.with_rows(())) + "".join(
         line + "\n" for line in _row_by_row(grid)
