@@ -34,6 +34,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, ClassVar, Final, TypeVar
 
 from gateway import __version__
@@ -455,6 +456,12 @@ def _limit(row: Mapping[str, Value]) -> int | None:
 
 
 def _ids(grid: Grid) -> list[Ref]:
+    rows = grid.rows
+    if rows and set(map(type, rows)) == {dict}:
+        refs = list(map(dict.get, rows, repeat("id")))
+        if set(map(type, refs)) == {Ref}:
+            # every row has an id Ref (checked in C; the loop below names a bad row)
+            return refs  # type: ignore[return-value]
     ids = []
     for row in grid.rows:
         ref = row.get("id")

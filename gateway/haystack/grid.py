@@ -104,7 +104,7 @@ class Grid:
         """
         given = tuple(rows)
         rows_t: tuple[dict[str, Value], ...]
-        if all(r.__class__ is dict for r in given):
+        if not given or set(map(type, given)) == {dict}:
             rows_t = given  # type: ignore[assignment]  # checked just above
         else:
             rows_t = tuple(r if isinstance(r, dict) else dict(r) for r in given)
