@@ -28,11 +28,12 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final
 
 __all__ = [
     "BLOCK_SAMPLES",
     "BlockRow",
+    "DamagedBlockError",
     "Run",
     "Segment",
     "block_spans",
@@ -54,7 +55,6 @@ BLOCK_SAMPLES: Final = 240
 
 # Blocks are little-endian: a big-endian host swaps on the way in and out.
 _SWAP: Final = sys.byteorder == "big"
-_A = TypeVar("_A", "array[int]", "array[float]")
 
 #: A block as stored: ``(start_us, end_us, n, times, vals, others)``.
 BlockRow = tuple[int, int, int, bytes, bytes, str | None]
@@ -81,18 +81,22 @@ class Run:
         return len(self.keys)
 
     def add_block(self, times: bytes, vals: bytes, others: str | None) -> None:
-        """Append a stored block's samples (which must come after this run's)."""
+        """Append a stored block's samples (which must come after this run's);
+        ``DamagedBlockError`` if the block cannot be read (the run is then unchanged)."""
         base = len(self.keys)
-        if others is not None:
-            self.others.update(unpack_others(others, base))
+        try:
+            extra = unpack_others(others, base) if others is not None else {}
+            keys, values = array("q", times), array("d", vals)
+        except (ValueError, TypeError) as exc:
+            raise DamagedBlockError(f"a history block cannot be read: {exc}") from None
+        if len(keys) != len(values):
+            raise DamagedBlockError("a history block's times and values differ in length")
         if _SWAP:
-            self.keys.extend(_swapped(array("q", times)))
-            self.vals.extend(_swapped(array("d", vals)))
-        else:
-            self.keys.frombytes(times)
-            self.vals.frombytes(vals)
-        if len(self.keys) != len(self.vals):
-            raise ValueError("a history block's times and values differ in length")
+            keys.byteswap()
+            values.byteswap()
+        self.keys.extend(keys)
+        self.vals.extend(values)
+        self.others.update(extra)
 
     def slice(self, i: int, j: int) -> Run:
         """Samples ``i`` to ``j`` (exclusive) as a new run."""
@@ -108,9 +112,8 @@ class Run:
             self.others[base + k] = v
 
 
-def _swapped(a: _A) -> _A:
-    a.byteswap()
-    return a
+class DamagedBlockError(ValueError):
+    """A stored block is not what this module writes (a damaged or foreign database)."""
 
 
 def unpack_others(text: str, base: int = 0) -> dict[int, str]:

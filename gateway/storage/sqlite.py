@@ -50,6 +50,7 @@ from gateway.haystack.errors import HaystackError
 from gateway.haystack.kinds import Value
 from gateway.storage.base import RUNTIME_TAGS, HisSample, StorageError
 from gateway.storage.common import IndexedAdapter
+from gateway.storage.hisblocks import DamagedBlockError
 from gateway.storage.hiscolumns import HisColumns
 from gateway.storage.history import PreparedSamples
 from gateway.storage.sqlite_his import SQLiteHistory
@@ -116,6 +117,8 @@ class SQLiteAdapter(IndexedAdapter):
             return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
         except sqlite3.Error as exc:
             raise StorageError(f"database error: {exc}") from exc
+        except DamagedBlockError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
 
     @property
     def _db(self) -> sqlite3.Connection:

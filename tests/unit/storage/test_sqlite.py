@@ -474,3 +474,32 @@ async def test_a_cancelled_write_keeps_memory_and_disk_together(tmp_path: Path) 
         assert (await again.read_by_ids([Ref("p1")]))[0] == in_memory
     finally:
         await again.aclose()
+
+
+@pytest.mark.parametrize(
+    ("column", "damage"),
+    [("times", b"\x01\x02\x03"), ("vals", b""), ("others", "[1]"), ("others", "{bad")],
+)
+async def test_a_damaged_history_block_is_a_storage_error(
+    tmp_path: Path, column: str, damage: bytes | str
+) -> None:
+    path = tmp_path / "site.db"
+    store = SQLiteAdapter(path)
+    await store.open()
+    await store.add_records(tree())
+    await store.his_write(Ref("p1"), his(T0, 10, dt.timedelta(minutes=1)))
+    await store.aclose()
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(f"UPDATE his_block SET {column} = ?", (damage,))
+    con.close()
+    store = SQLiteAdapter(path)
+    await store.open()
+    try:
+        with pytest.raises(StorageError, match="history block"):
+            await store.his_read(Ref("p1"), None, None)
+        # the rest of the store is still served
+        (rec,) = await store.read_by_ids([Ref("p1")])
+        assert rec is not None
+    finally:
+        await store.aclose()
