@@ -53,7 +53,10 @@ class IndexedAdapter:
         self._index = RecordIndex()
         index = self._index
         self._watches = WatchRegistry(
-            index.version_of, max_lease=max_lease, store_version=lambda: index.version
+            index.version_of,
+            max_lease=max_lease,
+            store_version=lambda: index.version,
+            versions_of=index.versions_of,
         )
         self._arrays: dict[str, list[dict[str, Value]]] = {}
         self._users: dict[str, User] = {}

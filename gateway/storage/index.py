@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
+from operator import itemgetter
 from typing import Final
 
 from gateway.haystack.filter import And, Filter, Has, parse_filter
@@ -65,6 +66,7 @@ _BIT_POSITIONS: Final = tuple(tuple(j for j in range(8) if b >> j & 1) for b in 
 # Strings up to this length are shared between records (kind, unit, tz, enum values...).
 _SHARED_STR_MAX: Final = 24
 _intern = sys.intern
+_ref_key: Final = itemgetter(0)  # a Ref's id
 
 
 def same_value(a: Value, b: Value) -> bool:
@@ -217,6 +219,11 @@ class RecordIndex:
         """The version of a record's latest change, or None for an unknown id."""
         slot = self._slot_of.get(key)
         return None if slot is None else self._versions[slot]
+
+    def versions_of(self, keys: Sequence[str]) -> list[int | None]:
+        """:meth:`version_of` of many keys at once."""
+        versions = self._versions
+        return [None if slot is None else versions[slot] for slot in map(self._slot_of.get, keys)]
 
     def touch(self, key: str) -> None:
         """Count a change that is not a tag (a history write) for watches."""
@@ -374,9 +381,9 @@ class RecordIndex:
     def known(self, ids: Iterable[Ref]) -> list[str]:
         """The keys of the ids the table holds (unknown ids left out, duplicates once)."""
         slot_of = self._slot_of
-        return list(
-            dict.fromkeys([ref[0] for ref in ids if isinstance(ref, Ref) and ref[0] in slot_of])
-        )
+        if not isinstance(ids, Sequence) or set(map(type, ids)) != {Ref}:
+            ids = [ref for ref in ids if isinstance(ref, Ref)]
+        return list(dict.fromkeys([key for key in map(_ref_key, ids) if key in slot_of]))
 
     def apply_remove(self, keys: Iterable[str]) -> None:
         """Remove records by key (unknown keys ignored)."""

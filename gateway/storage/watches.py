@@ -58,6 +58,7 @@ class WatchRegistry:
         *,
         max_lease: float = DEFAULT_MAX_LEASE,
         store_version: Callable[[], int] | None = None,
+        versions_of: Callable[[list[str]], list[int | None]] | None = None,
     ) -> None:
         if not max_lease >= MIN_LEASE:
             raise ValueError(f"max_lease must be at least {MIN_LEASE} s")
@@ -65,6 +66,8 @@ class WatchRegistry:
         # The version of the latest change anywhere in the store (every change, removals
         # included, raises it): lets a poll of an unchanged store skip its records.
         self._store_version = store_version
+        # version_of of many keys at once (for a sub of a thousand records)
+        self._versions_of = versions_of or (lambda keys: list(map(version_of, keys)))
         self.max_lease = float(max_lease)
         self._watches: dict[str, Watch] = {}
 
@@ -122,7 +125,7 @@ class WatchRegistry:
         watch.lease = self.grant(lease)
         watch.expires = now + watch.lease
         keys = list(keys)
-        versions = list(map(self._version_of, keys))
+        versions = self._versions_of(keys)
         if None in versions:  # a record went since the caller looked
             watch.seen.update((k, v) for k, v in zip(keys, versions, strict=True) if v is not None)
         else:

@@ -147,6 +147,11 @@ def test_change_versions() -> None:
     assert index.version_of("a") == index.version > vb
     index.touch("b")
     assert index.version_of("b") == index.version
+    assert index.versions_of(["b", "zz", "a"]) == [
+        index.version_of("b"),
+        None,
+        index.version_of("a"),
+    ]
     index.apply_remove(["a"])
     assert index.version_of("a") is None
     change = index.prepare_update([{"id": Ref("b"), "curVal": Number(1)}])[0]
@@ -251,3 +256,14 @@ def test_registry_skips_the_records_while_the_store_is_unchanged() -> None:
     store[0] = 6
     assert reg.poll(watch.watch_id, False, 7) == []
     assert list(reg.get(watch.watch_id, 7).seen) == ["a", "b"]
+
+
+def test_known_keys_keep_request_order_once_and_skip_the_rest() -> None:
+    index = RecordIndex()
+    index.apply_add(index.prepare_add([{"id": Ref(k)} for k in "abc"]))
+    refs = [Ref("c"), Ref("zz"), Ref("a", "A"), Ref("c")]
+    assert index.known(refs) == ["c", "a"]
+    mixed: list[object] = [Ref("b"), "a", None, Ref("a")]
+    assert index.known(mixed) == ["b", "a"]  # type: ignore[arg-type]
+    assert index.known(iter(refs)) == ["c", "a"]
+    assert index.known([]) == []
