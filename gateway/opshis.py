@@ -10,6 +10,11 @@ store sorts and keeps the last. Every sample is checked against the point before
 stored: the point must have ``his``; timestamps must be in the point's ``tz``; values must match
 ``kind``; a Number must be unitless (it takes the point's unit) or in exactly the point's unit.
 Nothing is ever converted. Null cells are skipped.
+
+A one-point Zinc request of the usual form (one zone, one unit) arrives as columns
+(:class:`HisInput`, read by ``codecs.zinc_his``): when its zone and unit fit the point, the
+samples go to the store as exact keys and floats (``KeyedSamples``) without a row object;
+otherwise the rows are checked one by one as above, so errors read the same.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from typing import Final
 
 from gateway.errors import CallError
 from gateway.haystack.grid import Col, Grid
+from gateway.haystack.hisinput import HisInput
 from gateway.haystack.hisrange import parse_his_range
 from gateway.haystack.hisrows import HisRows
 from gateway.haystack.kinds import NA, Coord, Number, Ref, Value, kind_name
 from gateway.haystack.tz import hs_name, hs_tz, is_known
 from gateway.storage.base import HisSample, RecordStore
+from gateway.storage.history import KeyedSamples
 
 __all__ = ["HisOps"]
 
@@ -97,6 +104,11 @@ class HisOps:
         if single is not None:
             if not isinstance(single, Ref) or not grid.has_col("val"):
                 raise CallError("hisWrite of one point needs meta id (Ref) and a val column")
+            if type(grid.rows) is HisInput:
+                keyed = await self._his_input_samples(single, grid.rows)
+                if keyed is not None:
+                    await self._his_store.his_write(single, keyed)
+                    return Grid.empty()
             batches.append((single, await self._his_samples(single, grid, "val")))
         else:
             for col in grid.cols:
@@ -113,6 +125,18 @@ class HisOps:
             if samples:
                 await self._his_store.his_write(point_id, samples)
         return Grid.empty()
+
+    async def _his_input_samples(self, point_id: Ref, rows: HisInput) -> KeyedSamples | None:
+        """The samples of a request read as columns, when they fit the point as they are:
+        a Number point in their zone and unit (or unitless samples: they take its unit).
+        None otherwise: the row by row check names the first row that does not fit."""
+        rec = await self._his_point(point_id)
+        unit = rec.get("unit") or None
+        if rec.get("kind") != "Number" or hs_name(rows.tz) != rec.get("tz"):
+            return None
+        if rows.unit is not None and rows.unit != unit:
+            return None
+        return KeyedSamples(rows.keys, rows.nums, unit if isinstance(unit, str) else None, rows.tz)
 
     async def _his_samples(self, point_id: Ref, grid: Grid, col: str) -> list[HisSample]:
         rec = await self._his_point(point_id)

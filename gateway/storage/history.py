@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
 from operator import attrgetter, floordiv, itemgetter, lt, sub
-from typing import Final
+from typing import Final, overload
 
 from gateway.haystack.codecs.jsondoc import gc_paused
 from gateway.haystack.kinds import Coord, NAType, Number, Value
@@ -30,6 +30,7 @@ from gateway.storage.index import check_value
 __all__ = [
     "MAX_US",
     "MIN_US",
+    "KeyedSamples",
     "MemoryHistory",
     "PreparedSamples",
     "bound_us",
@@ -81,10 +82,57 @@ class PreparedSamples:
     keys: list[int]
     vals: list[Value]
     tz: dt.tzinfo | None
+    # When every value is a Number in one unit: their floats, and that unit (a store may
+    # take the column instead of looking at each value).
+    nums: list[float] | None = None
+    unit: str | None = None
+
+    def __getitem__(self, index: slice) -> PreparedSamples:
+        """The samples of a slice (of the keys)."""
+        nums = None if self.nums is None else self.nums[index]
+        return PreparedSamples(self.keys[index], self.vals[index], self.tz, nums, self.unit)
+
+
+class KeyedSamples(Sequence[HisSample]):
+    """Numbers in one unit given as exact time keys and floats (a hisWrite read as columns,
+    :class:`gateway.haystack.hisinput.HisInput`): :func:`prepare_samples` takes the columns as
+    they are. A ``Sequence`` of ``(datetime, Number)`` built on access for any other store."""
+
+    __slots__ = ("keys", "nums", "tz", "unit")
+
+    def __init__(self, keys: list[int], nums: list[float], unit: str | None, tz: dt.tzinfo):
+        if len(keys) != len(nums):
+            raise ValueError("keys and nums must have the same length")
+        self.keys = keys
+        self.nums = nums
+        self.unit = unit
+        self.tz = tz
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> HisSample: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[HisSample]: ...
+    def __getitem__(self, index: int | slice) -> HisSample | list[HisSample]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        key, num = self.keys[index], self.nums[index]
+        return (_EPOCH + key * _US).astimezone(self.tz), _tuple_new(Number, (num, self.unit))
+
+    def numbers(self) -> list[Value]:
+        unit = self.unit
+        return [_tuple_new(Number, (num, unit)) for num in self.nums]
 
 
 def prepare_samples(samples: Iterable[HisSample]) -> PreparedSamples:
     """Skip nulls, keep the last sample of each instant, sort by time."""
+    if isinstance(samples, KeyedSamples) and samples.keys:
+        keys = samples.keys
+        if all(map(lt, keys, islice(keys, 1, None))):
+            nums = list(samples.nums)
+            return PreparedSamples(list(keys), samples.numbers(), samples.tz, nums, samples.unit)
     if isinstance(samples, list) and len(samples) > 1:
         fast = _prepare_in_order(samples)
         if fast is not None:

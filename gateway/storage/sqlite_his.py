@@ -327,7 +327,7 @@ class SQLiteHistory:
         if not batch.keys or batch.keys[0] >= cutoff:
             return batch
         i = bisect_left(batch.keys, cutoff)
-        return PreparedSamples(batch.keys[i:], batch.vals[i:], batch.tz)
+        return batch[i:]
 
     def maybe_prune_age(self) -> int:
         """Apply retention by age if it is due (every ``retention_interval`` seconds)."""
@@ -445,10 +445,15 @@ def _copy(series: _Series) -> _Series:
 def _encode_batch(series: _Series, batch: PreparedSamples) -> Run:
     """A batch as a run: the float of every Number in the series unit (which the first Number
     sets), the stored text of any other sample; updates ``series``' unit."""
+    unit, has_unit = series.unit, series.has_unit
+    nums_given = batch.nums
+    # (a NaN, or INF and -INF, makes the sum NaN: those samples go through the loop below)
+    if nums_given is not None and (batch.unit == unit or not has_unit) and _sum_ok(nums_given):
+        series.unit, series.has_unit = batch.unit, True
+        return Run(array("q", batch.keys), array("d", nums_given), {})
     nums: list[float] = []
     add = nums.append
     others: dict[int, str] = {}
-    unit, has_unit = series.unit, series.has_unit
     for v in batch.vals:
         if v.__class__ is Number:
             if not has_unit:
@@ -461,6 +466,11 @@ def _encode_batch(series: _Series, batch: PreparedSamples) -> Run:
         add(_NAN)
     series.unit, series.has_unit = unit, has_unit
     return Run(array("q", batch.keys), array("d", nums), others)
+
+
+def _sum_ok(nums: list[float]) -> bool:
+    """Whether no float is NaN (nor are INF and -INF both there)."""
+    return not math.isnan(sum(nums))
 
 
 def _encode(val: Value) -> str:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
-from gateway.haystack.codecs import Format, UnsupportedFormatError, format_for
+from gateway.haystack.codecs import ZINC, Format, UnsupportedFormatError, format_for
+from gateway.haystack.codecs.zinc_his import read_his_write
 from gateway.haystack.errors import ParseError
 from gateway.haystack.grid import Grid
 from gateway.ops import HaystackOps, RequestContext, request_context
@@ -122,7 +123,7 @@ class OpHandler:
                 return _error(405, f"{name} changes state: use POST", fmt, content_type)
             grid = grid_from_query(req.query_items())
         else:
-            read = await self._read_grid(req, fmt, content_type)
+            read = await self._read_grid(req, fmt, content_type, name)
             if isinstance(read, OpReply):
                 return read
             grid = read
@@ -140,7 +141,9 @@ class OpHandler:
             chunks=fmt.encode_iter(result),
         )
 
-    async def _read_grid(self, req: OpRequest, fmt: Format, content_type: str) -> Grid | OpReply:
+    async def _read_grid(
+        self, req: OpRequest, fmt: Format, content_type: str, op: str
+    ) -> Grid | OpReply:
         length = req.header("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return _error(413, f"request body over {self.max_body} bytes", fmt, content_type)
@@ -156,6 +159,11 @@ class OpHandler:
         body_format = _body_format(mime)
         if body_format is None or not body_format.can_read:
             return _error(415, f"cannot read {mime!r}", fmt, content_type)
+        if op == "hisWrite" and body_format is ZINC:
+            # The usual one-point request straight into columns (else read as any grid).
+            his = read_his_write(body)
+            if his is not None:
+                return his
         try:
             return body_format.decode(body)
         except (ParseError, UnsupportedFormatError) as exc:

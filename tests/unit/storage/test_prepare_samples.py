@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gateway.haystack.kinds import NA, Number, Value
 from gateway.haystack.tz import hs_tz
 from gateway.storage.base import StorageError
-from gateway.storage.history import PreparedSamples, prepare_samples, to_us
+from gateway.storage.history import KeyedSamples, PreparedSamples, prepare_samples, to_us
 
 _ZONES = [hs_tz("New_York"), hs_tz("UTC"), hs_tz("Kolkata"), dt.timezone(dt.timedelta(hours=-3))]
 _VALUES = st.one_of(
@@ -72,3 +72,29 @@ def test_a_bad_timestamp_is_refused_by_either_path(ts: object) -> None:
     good = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     with pytest.raises(StorageError, match="aware DateTime"):
         prepare_samples([(good, Number(1.0)), (ts, Number(2.0))])  # type: ignore[list-item]
+
+
+def test_keyed_samples_are_taken_as_columns() -> None:
+    zone = hs_tz("New_York")
+    start = dt.datetime(2024, 3, 10, 5, tzinfo=dt.UTC)  # midnight EST, hours before 3am EDT
+    t = [(start + dt.timedelta(hours=h)).astimezone(zone) for h in range(4)]
+    keyed = KeyedSamples([to_us(x) for x in t], [1.0, 2.0, 3.0, 4.0], "kW", zone)
+    assert len(keyed) == 4 and keyed[1] == (t[1], Number(2.0, "kW"))
+    assert keyed[2:] == [(t[2], Number(3.0, "kW")), (t[3], Number(4.0, "kW"))]
+    assert keyed[3][0].utcoffset() == t[3].utcoffset()  # across the spring change
+    batch = prepare_samples(keyed)
+    assert batch.keys == keyed.keys and batch.nums == keyed.nums and batch.unit == "kW"
+    assert batch.vals == [Number(v, "kW") for v in (1.0, 2.0, 3.0, 4.0)]
+    assert batch[2:].keys == batch.keys[2:] and batch[2:].nums == [3.0, 4.0]
+    _same(batch, _general(list(keyed)))
+
+
+def test_keyed_samples_out_of_order_are_sorted_and_deduplicated() -> None:
+    zone = hs_tz("UTC")
+    keyed = KeyedSamples([30, 10, 30, 20], [1.0, 2.0, 3.0, 4.0], None, zone)
+    batch = prepare_samples(keyed)
+    assert batch.keys == [10, 20, 30]
+    assert batch.vals == [Number(2.0), Number(4.0), Number(3.0)]  # the last one given wins
+    assert batch.nums is None  # the general loop: no float column
+    with pytest.raises(ValueError):
+        KeyedSamples([1], [], None, zone)

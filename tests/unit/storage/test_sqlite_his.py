@@ -384,3 +384,23 @@ def test_history_matches_a_dict(
             assert history.count() == len(model)
     finally:
         con.close()
+
+
+def _floats(samples: dict[int, Value], unit: str | None) -> PreparedSamples:
+    """A batch that also carries its values as a float column (a hisWrite read as columns)."""
+    plain = batch(samples)
+    nums = [v[0] for v in plain.vals]  # type: ignore[index]
+    return PreparedSamples(plain.keys, plain.vals, plain.tz, nums, unit)
+
+
+def test_a_float_column_is_stored_as_the_values_are(history: SQLiteHistory) -> None:
+    history.write("p", _floats(kw(0, 1, 2), "kW"))  # the first write sets the unit
+    history.write("p", _floats(kw(3, 4), "kW"))
+    assert stored(history, "p") == kw(0, 1, 2, 3, 4)
+    # another unit, a NaN, INF and -INF: sample by sample, as any batch (kept as they are)
+    history.write("p", _floats(kw(5, unit="W"), "W"))
+    odd = {T0 + 6 * MIN: Number(math.nan, "kW"), T0 + 7 * MIN: Number(math.inf, "kW")}
+    odd[T0 + 8 * MIN] = Number(-math.inf, "kW")
+    history.write("p", _floats(odd, "kW"))
+    got = norm(stored(history, "p"))
+    assert got == norm(kw(0, 1, 2, 3, 4) | kw(5, unit="W") | odd)

@@ -13,6 +13,8 @@ import pytest
 
 from gateway.haystack import MARKER, Col, Grid, Number, Ref, Symbol
 from gateway.haystack.codecs import decode, encode
+from gateway.haystack.codecs.zinc import encode_val
+from gateway.haystack.codecs.zinc_his import read_his_write
 from gateway.haystack.tz import hs_tz
 from gateway.ops import HaystackOps, action
 from gateway.storage.base import StorageAdapter
@@ -260,6 +262,38 @@ async def test_his_write_then_read_single(server: Server) -> None:
     assert [r["ts"] for r in grid] == [t for t, _ in samples[:24]]
     assert grid[5]["val"] == Number(99, "°F")
     assert all(r["ts"].tzinfo == NY for r in grid)
+
+
+async def test_his_write_of_columns_sorts_deduplicates_and_takes_the_unit(server: Server) -> None:
+    # One zone and one unit: the request is read as columns (zinc_his), in any order, with
+    # a repeated timestamp whose later value wins; unitless Numbers take the point's unit.
+    day = dt.datetime(2024, 3, 5, tzinfo=NY)
+    times = [day + dt.timedelta(hours=h) for h in range(6)]
+    rows = "".join(f"{encode_val(t)},{v}\n" for t, v in zip(times[::-1], range(6), strict=True))
+    rows += f"{encode_val(times[0])},99\n"
+    body = f'ver:"3.0" id:@t5\nts,val\n{rows}'.encode()
+    assert read_his_write(body) is not None
+    resp = await server.client.post(
+        f"{server.url}/api/hisWrite", content=body, headers={"Content-Type": ZINC}
+    )
+    assert resp.status_code == 200 and not decode(resp.content, ZINC).is_error, resp.text
+    got = await server.call("hisRead", Grid.from_dict({"id": Ref("t5"), "range": "2024-03-05"}))
+    assert [r["ts"] for r in got] == times
+    assert [r["val"] for r in got] == [Number(v, "°F") for v in (99, 4, 3, 2, 1, 0)]
+    # the same in the point's unit, then a unit the point does not have: an error grid that
+    # names the row, as for any request
+    body = f'ver:"3.0" id:@t5\nts,val\n{encode_val(times[0])},7°F\n'.encode()
+    await server.client.post(
+        f"{server.url}/api/hisWrite", content=body, headers={"Content-Type": ZINC}
+    )
+    got = await server.call("hisRead", Grid.from_dict({"id": Ref("t5"), "range": "2024-03-05"}))
+    assert got[0]["val"] == Number(7, "°F")
+    body = f'ver:"3.0" id:@t5\nts,val\n{encode_val(times[0])},7kW\n'.encode()
+    resp = await server.client.post(
+        f"{server.url}/api/hisWrite", content=body, headers={"Content-Type": ZINC}
+    )
+    error = decode(resp.content, ZINC)
+    assert error.is_error and "row 0: unit kW" in error.meta["dis"], error.meta.get("dis")
 
 
 async def test_his_read_ranges(server: Server) -> None:

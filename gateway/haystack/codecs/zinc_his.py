@@ -1,0 +1,88 @@
+"""The usual Zinc hisWrite request read straight into columns (:class:`HisInput`).
+
+``read_his_write(text)`` takes a document of the form every client sends for one point::
+
+    ver:"3.0" id:@p1
+    ts,val
+    2024-03-01T00:00:00+01:00 Paris,20.5°C
+    ...
+
+(meta on one line, the columns ``ts,val`` without meta, each row a DateTime in one zone and a
+Number in one unit) and gives a grid whose rows are a :class:`HisInput`: the exact time keys
+and the floats, without a datetime, Number or dict per sample. Anything else (another column,
+a null, a NaN, a second zone or unit, a date beyond the common years, CR line ends...) gives
+None, and the general reader reads the document (and reports what is wrong with it). Both give
+the same samples; a test compares them on generated documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from itertools import repeat
+from operator import floordiv, sub
+from typing import Final
+
+from gateway.haystack.codecs.zinc import decode_grid
+from gateway.haystack.codecs.zinc_write import UNIT_CHARS
+from gateway.haystack.errors import HaystackError
+from gateway.haystack.grid import Col, Grid
+from gateway.haystack.hisinput import HisInput
+from gateway.haystack.tz import UTC, hs_tz
+
+__all__ = ["read_his_write"]
+
+# One row: an ISO date-time with its offset (whole seconds, or 1 to 6 digits of fraction; years
+# 1900-2199 so that no conversion can overflow), the zone name, a comma, a plain decimal number
+# and its unit, a newline.
+_ROW: Final = re.compile(
+    r"((?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) ([A-Za-z][A-Za-z0-9_+\-]*),"
+    r"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
+    # (a unit never starts with _, e or E here: 1_000 and 1e5 are numbers to Zinc)
+    rf"((?![_eE])(?:[{UNIT_CHARS}][{UNIT_CHARS}0-9]*)?)\n"
+)
+_COLS: Final = (Col("ts"), Col("val"))
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US: Final = dt.timedelta(microseconds=1)
+_fromisoformat = dt.datetime.fromisoformat
+
+
+def read_his_write(data: str | bytes) -> Grid | None:
+    """The grid of a one-point hisWrite document with :class:`HisInput` rows, or None when
+    the document is not of that form (see the module docstring)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    else:
+        text = data
+    head_end = text.find("\n")
+    cols_end = text.find("\n", head_end + 1)
+    if head_end < 0 or cols_end < 0 or text[head_end + 1 : cols_end] != "ts,val":
+        return None
+    head = text[:head_end]
+    if "<<" in head or "\r" in text:
+        return None  # a nested grid in the meta, CR line ends: the general reader
+    body = text[cols_end + 1 :].rstrip("\n") + "\n"
+    rows = _ROW.findall(body)
+    if not rows:
+        return None
+    texts, zones, nums, units = zip(*rows, strict=True)
+    # The rows cover the body exactly (no text skipped between two matches): three separators
+    # a row plus the four fields.
+    covered = 3 * len(rows) + sum(map(len, texts)) + sum(map(len, zones))
+    covered += sum(map(len, nums)) + sum(map(len, units))
+    if covered != len(body) or len(set(zones)) != 1 or len(set(units)) != 1:
+        return None
+    try:
+        meta = decode_grid(head + "\nempty\n").meta
+        tz_name = zones[0]
+        tz = UTC if tz_name == "UTC" else hs_tz(tz_name)
+        stamps = list(map(_fromisoformat, texts))
+    except (HaystackError, ValueError):
+        return None  # the general reader says what is wrong
+    keys = list(map(floordiv, map(sub, stamps, repeat(_EPOCH)), repeat(_US)))
+    his = HisInput(keys, list(map(float, nums)), units[0] or None, tz, tz_name)
+    return Grid(_COLS, his, meta)
