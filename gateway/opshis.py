@@ -11,10 +11,11 @@ stored: the point must have ``his``; timestamps must be in the point's ``tz``; v
 ``kind``; a Number must be unitless (it takes the point's unit) or in exactly the point's unit.
 Nothing is ever converted. Null cells are skipped.
 
-A one-point Zinc request of the usual form (one zone, one unit) arrives as columns
-(:class:`HisInput`, read by ``codecs.zinc_his``): when its zone and unit fit the point, the
-samples go to the store as exact keys and floats (``KeyedSamples``) without a row object;
-otherwise the rows are checked one by one as above, so errors read the same.
+A one-point Zinc or Hayson request of the usual form (one zone, one unit) arrives as columns
+(:class:`HisInput`, read by ``codecs.zinc_his`` or ``codecs.json4_his``): when its zone and
+unit fit the point, the samples go to the store as exact keys and floats (``KeyedSamples``)
+without a row object; otherwise the rows are checked one by one as above, so errors read the
+same.
 """
 
 from __future__ import annotations

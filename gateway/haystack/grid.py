@@ -19,7 +19,7 @@ from typing import Final
 
 from gateway.haystack.kinds import MARKER, Value
 
-__all__ = ["Col", "Grid"]
+__all__ = ["Col", "Grid", "error_record_grid"]
 
 _EMPTY_META: Final[Mapping[str, Value]] = MappingProxyType({})
 
@@ -230,3 +230,9 @@ class Grid:
     def with_rows(self, rows: Sequence[dict[str, Value]]) -> Grid:
         """A grid with the same meta and columns and other rows."""
         return Grid(self.cols, tuple(rows), self.meta)
+
+
+def error_record_grid(grid: Grid) -> Grid:
+    """An error grid's meta (``err``, ``dis``, ``errTrace``...) as the one row of a grid: how
+    formats without grid meta (Trio, CSV) show an error."""
+    return Grid.from_rows([{k: v for k, v in grid.meta.items() if k != "ver"}])

@@ -1,7 +1,8 @@
 """CSV export of a grid (write only; haystack.md §4.5).
 
 - Header: each column's display name (its ``dis`` meta when that is a Str, else its name). All
-  other grid and column meta is dropped.
+  other grid and column meta is dropped, except that an error grid (meta ``err``) is written as
+  one row of its meta (``err,dis,errTrace``): an error must not read as an empty answer.
 - Cells: Marker ``✓`` (U+2713), null empty, Ref ``@id dis``, Bool ``true``/``false``, Str and Uri
   raw; every other kind in its Zinc form (``2000ft²``, ``2024-03-01T08:12:05-05:00 New_York``,
   ``NA``, ``[1,2]``).
@@ -19,7 +20,7 @@ import io
 from collections.abc import Callable
 from typing import Any, Final
 
-from gateway.haystack.grid import Grid
+from gateway.haystack.grid import Grid, error_record_grid
 from gateway.haystack.kinds import Marker, Ref, Uri, Value
 
 __all__ = ["cell_text", "encode_grid"]
@@ -29,6 +30,8 @@ CHECK_MARK: Final = "\u2713"
 
 def encode_grid(grid: Grid) -> str:
     """The grid as CSV text (CRLF line ends)."""
+    if grid.is_error:
+        grid = error_record_grid(grid)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([_header(col.name, col.meta.get("dis")) for col in grid.cols])

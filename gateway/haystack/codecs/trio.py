@@ -37,7 +37,7 @@ from typing import Final
 
 from gateway.haystack.codecs import zinc
 from gateway.haystack.errors import ParseError
-from gateway.haystack.grid import Grid
+from gateway.haystack.grid import Grid, error_record_grid
 from gateway.haystack.kinds import MARKER, NA, REMOVE, Number, Value
 
 __all__ = ["decode_grid", "decode_records", "encode_grid", "encode_records"]
@@ -293,7 +293,11 @@ def encode_records(records: Iterable[Mapping[str, Value]]) -> str:
 
 
 def encode_grid(grid: Grid) -> str:
-    """A grid as Trio: one record per row; grid and column meta are dropped."""
+    """A grid as Trio: one record per row; grid and column meta are dropped, except that an
+    error grid is written as one record of its meta (``err``, ``dis``, ``errTrace``): an error
+    must not read as an empty answer."""
+    if grid.is_error:
+        grid = error_record_grid(grid)
     return encode_records(grid.to_dicts())
 
 

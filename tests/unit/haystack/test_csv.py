@@ -120,3 +120,8 @@ def test_a_csv_reader_gets_back_every_cell_text(grid: Grid) -> None:
     ]
     assert records[0] == header
     assert records[1:] == [[cell_text(row.get(c.name)) for c in grid.cols] for row in grid.rows]
+
+
+def test_an_error_grid_is_written_as_a_row_of_its_meta() -> None:
+    text = encode_grid(Grid.make_error("unknown point @x"))
+    assert text == "err,dis\r\n\u2713,unknown point @x\r\n"

@@ -499,3 +499,11 @@ def test_records_round_trip(records: list[dict[str, Any]]) -> None:
     text = encode_records(records)
     assert decode_records(text) == records
     assert decode_records(text.encode("utf-8")) == records
+
+
+def test_an_error_grid_is_written_as_a_record_of_its_meta() -> None:
+    error = Grid.make_error("cannot read the filter", "line 1\nline 2")
+    text = encode_grid(error)
+    (rec,) = decode_grid(text).rows
+    assert rec["err"] is MARKER and rec["dis"] == "cannot read the filter"
+    assert rec["errTrace"] == "line 1\nline 2"
