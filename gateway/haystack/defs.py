@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Final, Literal
 
-from gateway.haystack.defs_data import DEFS
 from gateway.haystack.filter import parse_filter
 from gateway.haystack.grid import Col, Grid
 from gateway.haystack.kinds import Number, Symbol, Value
@@ -38,7 +37,21 @@ __all__ = [
 #: What each of the four ops lists.
 DefKind = Literal["defs", "libs", "ops", "filetypes"]
 
-_BY_NAME: Final[dict[str, Mapping[str, Value]]] = {d["def"].val: d for d in DEFS}
+
+@cache
+def _defs() -> tuple[Mapping[str, Value], ...]:
+    """The table, imported on first use: a gateway that is never asked for defs does not
+    hold it (~2 MiB of memory on a Raspberry Pi)."""
+    from gateway.haystack.defs_data import DEFS
+
+    return tuple(DEFS)
+
+
+@cache
+def _by_name() -> dict[str, Mapping[str, Value]]:
+    return {d["def"].val: d for d in _defs()}
+
+
 # The feature prefix of the defs each op lists ("" = every def).
 _FEATURES: Final[dict[str, str]] = {
     "defs": "",
@@ -67,7 +80,7 @@ def _name_of(symbol: Symbol | str) -> str:
 
 def all_defs() -> list[dict[str, Value]]:
     """Every def, sorted by symbol."""
-    return _copies(DEFS)
+    return _copies(_defs())
 
 
 def libs() -> list[dict[str, Value]]:
@@ -87,7 +100,7 @@ def filetypes() -> list[dict[str, Value]]:
 
 def def_of(symbol: Symbol | str) -> dict[str, Value] | None:
     """The def named ``symbol`` (``Symbol("site")``, ``"site"`` or ``"^site"``), or None."""
-    found = _BY_NAME.get(_name_of(symbol))
+    found = _by_name().get(_name_of(symbol))
     return None if found is None else _copies([found])[0]
 
 
@@ -96,8 +109,8 @@ def _of_kind(kind: str) -> list[Mapping[str, Value]]:
     if prefix is None:
         raise ValueError(f"unknown def kind {kind!r}: expected one of {', '.join(_FEATURES)}")
     if not prefix:
-        return list(DEFS)
-    return [d for d in DEFS if d["def"].val.startswith(prefix)]
+        return list(_defs())
+    return [d for d in _defs() if d["def"].val.startswith(prefix)]
 
 
 # -- taxonomy ---------------------------------------------------------------------------------
@@ -114,12 +127,12 @@ def inheritance(symbol: Symbol | str) -> list[Symbol]:
 def is_a(symbol: Symbol | str, base: Symbol | str) -> bool:
     """True when ``symbol`` is ``base`` or inherits from it (False for an unknown def)."""
     name = _name_of(symbol)
-    return name in _BY_NAME and _name_of(base) in _inheritance(name)
+    return name in _by_name() and _name_of(base) in _inheritance(name)
 
 
 def _supers(name: str) -> list[str]:
     """The names a def directly inherits from (KeyError for an unknown def)."""
-    d = _BY_NAME.get(name)
+    d = _by_name().get(name)
     if d is None:
         raise KeyError(f"unknown def ^{name}")
     supers = [s.val for s in d.get("is", ())]

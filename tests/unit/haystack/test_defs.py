@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -347,3 +349,14 @@ def test_the_build_refuses_unknown_tags(tmp_path: Path) -> None:
     lib_file.write_text(text, encoding="utf-8")
     with pytest.raises(build_defs.DefsError, match="newFact"):
         build_defs.build(tmp_path)
+
+
+def test_the_table_is_loaded_on_first_use_only() -> None:
+    # A server that is never asked for defs does not hold them (~2 MiB).
+    code = (
+        "import sys, gateway.web.app, gateway.ops;"
+        "assert 'gateway.haystack.defs_data' not in sys.modules;"
+        "from gateway.haystack import defs; defs.def_of('site');"
+        "assert 'gateway.haystack.defs_data' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
