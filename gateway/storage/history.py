@@ -17,11 +17,12 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, repeat
-from operator import attrgetter, floordiv, itemgetter, lt, sub
+from itertools import islice
+from operator import attrgetter, itemgetter, lt
 from typing import Final, overload
 
 from gateway.haystack.codecs.jsondoc import gc_paused
+from gateway.haystack.hisinput import keys_of
 from gateway.haystack.kinds import Coord, NAType, Number, Value
 from gateway.storage.base import HisSample, StorageError
 from gateway.storage.hiscolumns import HisColumns
@@ -164,8 +165,7 @@ def _prepare_in_order(samples: list[HisSample]) -> PreparedSamples | None:
         return None
     if None in set(map(_tzinfo, times)):
         return None
-    # ts - epoch and (ts - epoch) // 1 µs without a Python frame per sample: to_us in bulk
-    keys = list(map(floordiv, map(sub, times, repeat(_EPOCH)), repeat(_US)))
+    keys = keys_of(times)  # to_us in bulk
     if not all(map(lt, keys, islice(keys, 1, None))):
         return None
     return PreparedSamples(keys, vals, times[-1].tzinfo)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import repeat
-from operator import attrgetter, floordiv, itemgetter, sub
+from operator import attrgetter, itemgetter
 from typing import Any, Final
 
 import orjson
@@ -20,18 +20,16 @@ import orjson
 from gateway.haystack.codecs.json4 import decode_grid
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisinput import HisInput
+from gateway.haystack.hisinput import HisInput, keys_of, to_key
 from gateway.haystack.tz import UTC, hs_tz
 
 __all__ = ["read_his_write"]
 
 _COLS: Final = (Col("ts"), Col("val"))
 _COLS_JSON: Final = [{"name": "ts"}, {"name": "val"}]
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US: Final = dt.timedelta(microseconds=1)
 # Instants a conversion to any zone cannot overflow (others: the general reader).
-_FIRST_US: Final = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _US
-_LAST_US: Final = (dt.datetime(2200, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _US
+_FIRST_US: Final = to_key(dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
+_LAST_US: Final = to_key(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 _fromisoformat = dt.datetime.fromisoformat
 _kind = itemgetter("_kind")
 _val = itemgetter("val")
@@ -90,7 +88,7 @@ def _read(doc: Any) -> Grid | None:
     instants = list(map(_fromisoformat, texts))
     if None in set(map(_tzinfo, instants)):
         return None  # a local time: the general reader places it in the zone
-    keys = list(map(floordiv, map(sub, instants, repeat(_EPOCH)), repeat(_US)))
+    keys = keys_of(instants)
     if min(keys) < _FIRST_US or max(keys) >= _LAST_US:
         return None
     tz = UTC if tz_name == "UTC" else hs_tz(tz_name)

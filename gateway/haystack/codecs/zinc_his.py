@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from itertools import repeat
-from operator import floordiv, sub
 from typing import Final
 
 from gateway.haystack.codecs.zinc import decode_grid
 from gateway.haystack.codecs.zinc_write import UNIT_CHARS
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisinput import HisInput
+from gateway.haystack.hisinput import HisInput, keys_of
 from gateway.haystack.tz import UTC, hs_tz
 
 __all__ = ["read_his_write"]
@@ -43,8 +41,6 @@ _ROW: Final = re.compile(
     rf"((?![_eE])(?:[{UNIT_CHARS}][{UNIT_CHARS}0-9]*)?)\n"
 )
 _COLS: Final = (Col("ts"), Col("val"))
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US: Final = dt.timedelta(microseconds=1)
 _fromisoformat = dt.datetime.fromisoformat
 
 
@@ -83,6 +79,6 @@ def read_his_write(data: str | bytes) -> Grid | None:
         stamps = list(map(_fromisoformat, texts))
     except (HaystackError, ValueError):
         return None  # the general reader says what is wrong
-    keys = list(map(floordiv, map(sub, stamps, repeat(_EPOCH)), repeat(_US)))
+    keys = keys_of(stamps)
     his = HisInput(keys, list(map(float, nums)), units[0] or None, tz, tz_name)
     return Grid(_COLS, his, meta)
