@@ -27,6 +27,12 @@ throughput test (8 threads, one keep-alive ``http.client`` connection each, pre-
 ``read`` bodies of a random id, for the same duration), taking turns with our read-by-id under
 that same client. Their ratio is issue 3's ">= 85% of a trivial app" figure.
 
+The transport floor is printed too: for read 100 ids, watchSub and hisWrite, one real request
+to our server gives the sizes of the request and response bodies, then the same sizes go
+through httpx (as haystack_load sends) to a raw ASGI route of that trivial server that only
+reads the body and answers that many bytes. No server on this stack and client answers faster;
+a 2x target at or below it cannot be met.
+
 Targets (issue 3, same machine, every answer correct): the bulk operations (read of the 1,500
 matching points, read of 100 ids, hisRead, watchSub, hisWrite) and the RSS at least 2x better
 than haystack-py; read-by-id throughput >= 85% of the trivial app's. ``--py-spy`` records our
@@ -37,8 +43,10 @@ subprocess has a timeout, every load a duration.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import random
+import re
 import select
 import shutil
 import signal
@@ -51,6 +59,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 if __package__ in (None, ""):  # run as a file: make ``tests.perf`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -152,7 +161,21 @@ def serve_trivial() -> int:
         await request.get_data(cache=False)
         return Response(TRIVIAL_BODY, headers=headers)
 
-    return _serve(app)
+    async def with_floor(scope: Any, receive: Any, send: Any) -> None:
+        # /floor/N: raw ASGI, as our op routes are: read the whole body, answer N bytes.
+        if scope["type"] != "http" or not scope["path"].startswith("/floor/"):
+            await app(scope, receive, send)
+            return
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        size = int(scope["path"].rsplit("/", 1)[1])
+        head = [(b"content-type", b"text/plain"), (b"content-length", str(size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": b"x" * size})
+
+    return _serve(with_floor)
 
 
 class Server:
@@ -398,6 +421,103 @@ def stack_ceiling(
     return out
 
 
+# -- the transport floor ------------------------------------------------------------------------
+
+#: The bulk operations whose round trip is mostly the web stack's (haystack_load's names).
+FLOOR_OPS: tuple[str, ...] = ("read 100 ids", "watchSub 1000 ids", "hisWrite 1000 samples")
+# An error grid's meta: Zinc `ver:"3.0" err dis:...`, Hayson `"err":{"_kind":"marker"}`.
+_ERROR_GRID = re.compile(rb'\Aver:"3.0"[^\n]* err[ \n]|"err":')
+
+
+def probe_sizes(base: str, fmt: str) -> dict[str, tuple[int, int]]:
+    """(request, response) body bytes of the bulk operations, from one request each to our
+    server, encoded by ../shared/bench/haystack_wire.py as haystack_load encodes them."""
+    sys.path.insert(0, str(SHARED_BENCH))
+    from haystack_wire import DT, Hay, M, Num, Ref
+
+    hay = Hay(base, fmt)
+    rnd = random.Random(7)
+    ids = [Ref(f"pt-{i}") for i in rnd.sample(range(N_POINTS), 1000)]
+    # @his-write is in New_York; a range haystack_load's own hisWrite (2020) does not touch
+    zone = ZoneInfo("America/New_York")
+    start = dt.datetime(2019, 6, 1, tzinfo=zone)
+    stamps = [(start + dt.timedelta(minutes=i)).isoformat() for i in range(1000)]
+    grids: dict[str, tuple[str, dict[str, Any], list[str], list[dict[str, Any]]]] = {
+        "read 100 ids": ("read", {}, ["id"], [{"id": i} for i in ids[:100]]),
+        "watchSub 1000 ids": (
+            "watchSub",
+            {"watchDis": "floor probe", "lease": Num(60, "s")},
+            ["id"],
+            [{"id": i} for i in ids],
+        ),
+        "hisWrite 1000 samples": (
+            "hisWrite",
+            {"id": Ref("his-write")},
+            ["ts", "val"],
+            [{"ts": DT(t, "New_York"), "val": Num(float(i), "kW")} for i, t in enumerate(stamps)],
+        ),
+    }
+    sizes = {}
+    for op, (name, meta, cols, rows) in grids.items():
+        body = hay.enc(meta, cols, rows)
+        response = hay.c.post(name, content=body)
+        if response.status_code != 200 or _ERROR_GRID.search(response.content[:300]):
+            raise RuntimeError(f"floor probe {name}: {response.content[:300]!r}")
+        sizes[op] = (len(body), len(response.content))
+        if name == "watchSub":
+            watch = re.search(rb'watchId"?:"?([^",\s]+)', response.content)
+            if watch:
+                hay.call("watchUnsub", {"watchId": watch.group(1).decode(), "close": M}, [])
+    hay.c.close()
+    return sizes
+
+
+def transport_floor(
+    trivial: Server, sizes: dict[str, tuple[int, int]], reps: int = 40
+) -> dict[str, float]:
+    """Median ms of a POST of the same sizes to a raw ASGI route that does nothing but read
+    the body and answer that many bytes, on the same Hypercorn, through httpx as haystack_load
+    sends: what no server on this stack and client can go under."""
+    import httpx
+
+    root = trivial.base.rsplit("/api", 1)[0]
+    out = {}
+    with httpx.Client(timeout=30) as client:
+        for op, (request_bytes, response_bytes) in sizes.items():
+            body = b"y" * request_bytes
+            lats = []
+            for k in range(reps + 5):
+                t0 = time.perf_counter()
+                client.post(f"{root}/floor/{response_bytes}", content=body).read()
+                if k >= 5:
+                    lats.append((time.perf_counter() - t0) * 1000)
+            out[op] = pct(lats, 50)
+    return out
+
+
+def report_floor(
+    fmt: str,
+    sizes: dict[str, tuple[int, int]],
+    floor: dict[str, float],
+    ours: dict[str, Any],
+    theirs: dict[str, Any] | None,
+) -> None:
+    print(f"\n{fmt}: transport floor (a raw ASGI route on the same Hypercorn, same bodies)")
+    for op in FLOOR_OPS:
+        label = next(lbl for name, lbl, _ in OPS if name == op)
+        request_bytes, response_bytes = sizes[op]
+        line = f"  {label:28}{floor[op]:7.2f} ms  ({request_bytes:,} B in, {response_bytes:,} out)"
+        _, med, _ = _op_cell(ours, op)
+        if med:
+            line += f"; ours {med:.2f}"
+        _, other, _ = _op_cell(theirs, op)
+        if other:
+            line += f"; 2x target {other / 2:.2f}"
+            if other / 2 <= floor[op]:
+                line += " (below the floor)"
+        print(line)
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -555,9 +675,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ceiling = None
             if fmt == formats[0]:
                 ceiling = stack_ceiling(running["ours"], trivial, args.duration, args.pairs)
+            sizes = probe_sizes(running["ours"].base, fmt)
+            floor = transport_floor(trivial, sizes)
             for server in running.values():
                 server.stop()
             report(fmt, merged["ours"], merged.get("haystack-py"))
+            report_floor(fmt, sizes, floor, merged["ours"], merged.get("haystack-py"))
             if ceiling is not None:
                 report_ceiling(ceiling, args.duration)
         table = subprocess.run(
