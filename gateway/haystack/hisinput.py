@@ -12,18 +12,25 @@ type and takes the columns.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from itertools import repeat
-from operator import floordiv, sub
+from operator import attrgetter, floordiv, itemgetter, sub
 from typing import Final, overload
 
 from gateway.haystack.kinds import Number, Value
 
-__all__ = ["HisInput", "keys_of", "to_key"]
+__all__ = ["HisInput", "keys_of", "keys_of_iso", "to_key"]
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US: Final = dt.timedelta(microseconds=1)
 _tuple_new = tuple.__new__
+_NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
+_fromisoformat = dt.datetime.fromisoformat
+_tzinfo = attrgetter("tzinfo")
+_WALL_PART = itemgetter(slice(0, 19))  # 2024-03-01T00:00:00
+_OFFSET_PART = itemgetter(slice(19, None))  # +01:00
+_OFFSET_RE: Final = re.compile(r"[+-][0-9]{2}:[0-9]{2}")
 
 
 def to_key(ts: dt.datetime) -> int:
@@ -34,6 +41,34 @@ def to_key(ts: dt.datetime) -> int:
 def keys_of(stamps: list[dt.datetime]) -> list[int]:
     """:func:`to_key` of aware timestamps, without a Python frame per timestamp."""
     return list(map(floordiv, map(sub, stamps, repeat(_EPOCH)), repeat(_US)))
+
+
+def keys_of_iso(texts: list[str]) -> list[int]:
+    """The keys of ISO date-times with a UTC offset (``2024-03-01T00:00:00+01:00``, what
+    ``datetime.fromisoformat`` reads); ValueError for one without an offset or malformed.
+
+    Whole seconds with a ``±hh:mm`` offset (the usual request) are read as local wall times
+    plus a few distinct offsets: aware arithmetic would ask each timestamp for its offset.
+    """
+    if set(map(len, texts)) == {25}:
+        offsets = list(map(_OFFSET_PART, texts))
+        by_text = {text: _offset_us(text) for text in set(offsets)}
+        if None not in by_text.values():
+            walls = map(_fromisoformat, map(_WALL_PART, texts))
+            since = map(floordiv, map(sub, walls, repeat(_NAIVE_EPOCH)), repeat(_US))
+            return list(map(sub, since, map(by_text.__getitem__, offsets)))
+    stamps = list(map(_fromisoformat, texts))
+    if None in set(map(_tzinfo, stamps)):
+        raise ValueError("a date-time without a UTC offset")
+    return keys_of(stamps)
+
+
+def _offset_us(text: str) -> int | None:
+    """Microseconds east of UTC of an offset ``±hh:mm``; None for anything else."""
+    if _OFFSET_RE.fullmatch(text) is None:
+        return None
+    offset = _fromisoformat("2000-01-01T00:00:00" + text).utcoffset()
+    return None if offset is None else offset // _US
 
 
 class HisInput(Sequence[dict[str, Value]]):

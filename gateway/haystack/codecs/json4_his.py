@@ -20,7 +20,7 @@ import orjson
 from gateway.haystack.codecs.json4 import decode_grid
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisinput import HisInput, keys_of, to_key
+from gateway.haystack.hisinput import HisInput, keys_of_iso, to_key
 from gateway.haystack.tz import UTC, hs_tz
 
 __all__ = ["read_his_write"]
@@ -30,7 +30,6 @@ _COLS_JSON: Final = [{"name": "ts"}, {"name": "val"}]
 # Instants a conversion to any zone cannot overflow (others: the general reader).
 _FIRST_US: Final = to_key(dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
 _LAST_US: Final = to_key(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
-_fromisoformat = dt.datetime.fromisoformat
 _kind = itemgetter("_kind")
 _val = itemgetter("val")
 _ts = itemgetter("ts")
@@ -85,10 +84,7 @@ def _read(doc: Any) -> Grid | None:
         return None
     if not {float, int}.issuperset(map(type, nums)):
         return None  # "NaN", "INF", a bool...: the general reader
-    instants = list(map(_fromisoformat, texts))
-    if None in set(map(_tzinfo, instants)):
-        return None  # a local time: the general reader places it in the zone
-    keys = keys_of(instants)
+    keys = keys_of_iso(texts)  # (ValueError for a local time: the general reader places it)
     if min(keys) < _FIRST_US or max(keys) >= _LAST_US:
         return None
     tz = UTC if tz_name == "UTC" else hs_tz(tz_name)

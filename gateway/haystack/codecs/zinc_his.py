@@ -17,7 +17,6 @@ the same samples; a test compares them on generated documents.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Final
 
@@ -25,7 +24,7 @@ from gateway.haystack.codecs.zinc import decode_grid
 from gateway.haystack.codecs.zinc_write import UNIT_CHARS
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisinput import HisInput, keys_of
+from gateway.haystack.hisinput import HisInput, keys_of_iso
 from gateway.haystack.tz import UTC, hs_tz
 
 __all__ = ["read_his_write"]
@@ -41,7 +40,6 @@ _ROW: Final = re.compile(
     rf"((?![_eE])(?:[{UNIT_CHARS}][{UNIT_CHARS}0-9]*)?)\n"
 )
 _COLS: Final = (Col("ts"), Col("val"))
-_fromisoformat = dt.datetime.fromisoformat
 
 
 def read_his_write(data: str | bytes) -> Grid | None:
@@ -76,9 +74,8 @@ def read_his_write(data: str | bytes) -> Grid | None:
         meta = decode_grid(head + "\nempty\n").meta
         tz_name = zones[0]
         tz = UTC if tz_name == "UTC" else hs_tz(tz_name)
-        stamps = list(map(_fromisoformat, texts))
+        keys = keys_of_iso(list(texts))
     except (HaystackError, ValueError):
         return None  # the general reader says what is wrong
-    keys = keys_of(stamps)
     his = HisInput(keys, list(map(float, nums)), units[0] or None, tz, tz_name)
     return Grid(_COLS, his, meta)

@@ -90,7 +90,11 @@ def read_run(text: str, pos: int, names: list[str]) -> tuple[list[dict[str, Valu
                 columns = _columns(converters, list(zip(*matches, strict=True)), len(matches))
             except (ValueError, OverflowError, HaystackError):
                 break  # the general reader reads (or rejects) these rows
-            rows += map(build, *columns)
+            if len(kept) == 1:  # ids (a read, a watchSub): no call per row
+                key = kept[0]
+                rows += [{key: v} for v in columns[0]]
+            else:
+                rows += map(build, *columns)
         if rest:
             return rows, end - len(rest)
         pos = end

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.haystack.codecs.zinc import decode_grid, encode_grid
 from gateway.haystack.codecs.zinc_his import read_his_write
 from gateway.haystack.grid import Grid
-from gateway.haystack.hisinput import HisInput, to_key
+from gateway.haystack.hisinput import HisInput, keys_of_iso, to_key
 from gateway.haystack.kinds import MARKER, Number, Ref
 from gateway.haystack.tz import hs_name, hs_tz
 
@@ -122,3 +122,35 @@ def test_rows_are_built_on_access() -> None:
     assert not math.isnan(rows.nums[1])
     with pytest.raises(ValueError):
         HisInput([1], [], None, dt.UTC, "UTC")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-10T01:59:59-05:00",  # the last second of winter time in New_York
+        "2024-03-10T03:00:00-04:00",
+        "2024-03-10T02:30:00-05:00",  # a wall time that does not exist there: the offset rules
+        "1969-12-31T23:59:59+00:00",  # before the epoch
+        "2024-03-01T00:00:00.5+01:00",  # a fraction (the aware path)
+        "2024-03-01T00:00:00Z",
+        "2024-03-01T05:30:00+05:30",
+    ],
+)
+def test_iso_keys_match_aware_arithmetic(text: str) -> None:
+    expected = to_key(dt.datetime.fromisoformat(text))
+    assert keys_of_iso([text]) == [expected]
+    assert keys_of_iso([text, "2024-03-01T00:00:00+01:00"])[0] == expected
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["2024-03-01T00:00:00"],  # no offset
+        ["2024-03-01T00:00:00.12345"],  # 25 characters, but a fraction and no offset
+        ["2024-03-01T00:00:00+01:00", "2024-13-01T00:00:00+01:00"],  # month 13
+        ["2024-03-01T00:00:00+1:000"],  # not an offset
+    ],
+)
+def test_iso_keys_refuse_what_is_not_an_instant(texts: list[str]) -> None:
+    with pytest.raises(ValueError):
+        keys_of_iso(texts)
