@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import ClassVar, Final
 
 from gateway.errors import CallError
+from gateway.haystack.codecs import json4_his, zinc_his
 from gateway.haystack.grid import Col, Grid
 from gateway.haystack.hisinput import HisInput
 from gateway.haystack.hisrange import parse_his_range
@@ -41,6 +42,16 @@ _HIS_KINDS: Final = {"Number": Number, "Bool": bool, "Str": str, "Coord": Coord}
 
 class HisOps:
     """hisRead and hisWrite over a store."""
+
+    #: Readers that take an op's request before the general decoder (by op, then format
+    #: name); None from one means "not the usual form": the general decoder reads it.
+    REQUEST_READERS: ClassVar[Mapping[str, Mapping[str, Callable[[bytes], Grid | None]]]] = {
+        "hisWrite": {"zinc": zinc_his.read_his_write, "json4": json4_his.read_his_write},
+    }
+
+    def request_reader(self, op: str, fmt: str) -> Callable[[bytes], Grid | None] | None:
+        """The reader of ``op``'s requests in format ``fmt`` (``Format.name``), if any."""
+        return self.REQUEST_READERS.get(op, {}).get(fmt)
 
     def __init__(self, storage: RecordStore, clock: Callable[[], dt.datetime]) -> None:
         self._his_store = storage

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter, floordiv, itemgetter, sub
-from typing import Final, overload
+from typing import Final, TypeVar
 
+from gateway.haystack.hisrows import BuiltOnAccess
 from gateway.haystack.kinds import Number, Value
 
-__all__ = ["HisInput", "keys_of", "keys_of_iso", "to_key"]
+__all__ = ["HisInput", "KeyedNumbers", "NumberColumn", "keys_of", "keys_of_iso", "to_key"]
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US: Final = dt.timedelta(microseconds=1)
 _tuple_new = tuple.__new__
+_T = TypeVar("_T")
 _NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
 _fromisoformat = dt.datetime.fromisoformat
 _tzinfo = attrgetter("tzinfo")
@@ -71,55 +73,79 @@ def _offset_us(text: str) -> int | None:
     return None if offset is None else offset // _US
 
 
-class HisInput(Sequence[dict[str, Value]]):
-    """Rows ``{"ts": DateTime, "val": Number}`` held as columns.
+class NumberColumn(BuiltOnAccess[Value]):
+    """Floats in one unit as a ``Sequence`` of Numbers, each made when asked for."""
 
-    ``keys`` are the instants in microseconds since the epoch (as :func:`to_key` gives them),
-    in request order; ``nums`` the values, all in ``unit``; ``tz`` the zone every timestamp
-    was given in (``tz_name`` its Haystack name).
-    """
+    __slots__ = ("nums", "unit")
 
-    __slots__ = ("keys", "nums", "tz", "tz_name", "unit")
+    def __init__(self, nums: Sequence[float], unit: str | None) -> None:
+        self.nums = nums
+        self.unit = unit
 
-    def __init__(
-        self, keys: list[int], nums: list[float], unit: str | None, tz: dt.tzinfo, tz_name: str
-    ) -> None:
+    def __len__(self) -> int:
+        return len(self.nums)
+
+    def _item(self, i: int) -> Value:
+        return _tuple_new(Number, (self.nums[i], self.unit))
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to any sequence of the same values, as the list it stands for would be.
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # (a mutable-looking sequence, as a list)
+
+
+class KeyedNumbers(BuiltOnAccess[_T]):
+    """Numbers in one unit at exact instants, held as columns: ``keys`` (microseconds since
+    the epoch, as :func:`to_key` gives them), ``nums`` (the floats, in ``unit``) and ``tz``
+    (the zone the instants are shown in). A subclass says what one item is (``_item``)."""
+
+    __slots__ = ("keys", "nums", "tz", "unit")
+
+    def __init__(self, keys: list[int], nums: list[float], unit: str | None, tz: dt.tzinfo):
         if len(keys) != len(nums):
             raise ValueError("keys and nums must have the same length")
         self.keys = keys
         self.nums = nums
         self.unit = unit
         self.tz = tz
-        self.tz_name = tz_name
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Value]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Value]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Value] | list[dict[str, Value]]:
-        if isinstance(index, slice):
-            return [self._row(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("hisWrite row index out of range")
-        return self._row(index)
+    def instant(self, i: int) -> dt.datetime:
+        """The timestamp of item ``i``, in ``tz`` (exact to the microsecond)."""
+        return (_EPOCH + self.keys[i] * _US).astimezone(self.tz)
 
-    def __iter__(self) -> Iterator[dict[str, Value]]:
-        for i in range(len(self)):
-            yield self._row(i)
+    @property
+    def values(self) -> NumberColumn:
+        """The values as a column of Numbers made on access."""
+        return NumberColumn(self.nums, self.unit)
 
-    def _row(self, i: int) -> dict[str, Value]:
-        ts = (_EPOCH + self.keys[i] * _US).astimezone(self.tz)
-        return {"ts": ts, "val": _tuple_new(Number, (self.nums[i], self.unit))}
-
-    def numbers(self) -> list[Number]:
+    def numbers(self) -> list[Value]:
         """The values as Numbers (one tuple each: no row is built)."""
-        unit = self.unit
-        return [_tuple_new(Number, (num, unit)) for num in self.nums]
+        return list(self.values)
+
+
+class HisInput(KeyedNumbers[dict[str, Value]]):
+    """Rows ``{"ts": DateTime, "val": Number}`` of a hisWrite request, held as columns.
+
+    The ``keys`` are in request order; ``tz`` is the zone every timestamp was given in
+    (``tz_name`` its Haystack name).
+    """
+
+    __slots__ = ("tz_name",)
+
+    def __init__(
+        self, keys: list[int], nums: list[float], unit: str | None, tz: dt.tzinfo, tz_name: str
+    ) -> None:
+        super().__init__(keys, nums, unit, tz)
+        self.tz_name = tz_name
+
+    def _item(self, i: int) -> dict[str, Value]:
+        return {"ts": self.instant(i), "val": _tuple_new(Number, (self.nums[i], self.unit))}
 
     def __repr__(self) -> str:
         return f"HisInput({len(self)} samples, {self.tz_name}, unit={self.unit!r})"

@@ -14,15 +14,16 @@ import datetime as dt
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Final, Protocol, overload
+from typing import Final, Protocol, TypeVar, overload
 
 from gateway.haystack.codecs.bulk import local_second_texts, offset_text
 from gateway.haystack.kinds import Number, Value
 from gateway.haystack.tz import hs_name
 
-__all__ = ["HisRows", "SampleColumns", "float_texts", "iso_times"]
+__all__ = ["BuiltOnAccess", "HisRows", "SampleColumns", "float_texts", "iso_times"]
 
 _tuple_new = tuple.__new__
+_T = TypeVar("_T")
 _fromts = dt.datetime.fromtimestamp
 # Daylight-saving transitions are months apart: sampling the offset every 6 hours finds each.
 _OFFSET_PROBE: Final = 6 * 3600
@@ -43,7 +44,36 @@ class SampleColumns(Protocol):
     def others(self) -> Mapping[int, Value]: ...  # index -> any other value
 
 
-class HisRows(Sequence[dict[str, Value]]):
+class BuiltOnAccess(Sequence[_T]):
+    """A read-only ``Sequence`` over columns whose items are made by ``_item(i)`` when they
+    are asked for, and not kept (a subclass gives ``__len__`` and ``_item``)."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _item(self, i: int) -> _T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[_T]: ...
+    def __getitem__(self, index: int | slice) -> _T | list[_T]:
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._item(index)
+
+    def __iter__(self) -> Iterator[_T]:
+        return map(self._item, range(len(self)))
+
+
+class HisRows(BuiltOnAccess[dict[str, Value]]):
     """The rows ``{"ts", "val"}`` of a history grid, backed by sample columns."""
 
     __slots__ = ("columns", "tz")
@@ -55,24 +85,7 @@ class HisRows(Sequence[dict[str, Value]]):
     def __len__(self) -> int:
         return len(self.columns.times)
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Value]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Value]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Value] | list[dict[str, Value]]:
-        if isinstance(index, slice):
-            return [self._row(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("history row index out of range")
-        return self._row(index)
-
-    def __iter__(self) -> Iterator[dict[str, Value]]:
-        for i in range(len(self)):
-            yield self._row(i)
-
-    def _row(self, i: int) -> dict[str, Value]:
+    def _item(self, i: int) -> dict[str, Value]:
         return {"ts": _fromts(self.columns.times[i], self.tz), "val": self.value(i)}
 
     def value(self, i: int) -> Value:

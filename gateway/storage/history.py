@@ -19,10 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import attrgetter, itemgetter, lt
-from typing import Final, overload
+from typing import Final
 
 from gateway.haystack.codecs.jsondoc import gc_paused
-from gateway.haystack.hisinput import keys_of
+from gateway.haystack.hisinput import KeyedNumbers, keys_of, to_key
 from gateway.haystack.kinds import Coord, NAType, Number, Value
 from gateway.storage.base import HisSample, StorageError
 from gateway.storage.hiscolumns import HisColumns
@@ -57,9 +57,8 @@ _NAN: Final = float("nan")
 _SMALL_BATCH: Final = 64
 
 
-def to_us(ts: dt.datetime) -> int:
-    """The key of an aware timestamp: microseconds since 1970-01-01T00:00Z."""
-    return (ts - _EPOCH) // _US
+#: The key of an aware timestamp: microseconds since 1970-01-01T00:00Z (exact).
+to_us = to_key
 
 
 def from_us(us: int, tz: dt.tzinfo) -> dt.datetime:
@@ -81,7 +80,7 @@ class PreparedSamples:
     """A batch ready to store: sorted distinct keys, their values, the batch's zone."""
 
     keys: list[int]
-    vals: list[Value]
+    vals: Sequence[Value]  # (a list, or a NumberColumn made on access)
     tz: dt.tzinfo | None
     # When every value is a Number in one unit: their floats, and that unit (a store may
     # take the column instead of looking at each value).
@@ -94,37 +93,15 @@ class PreparedSamples:
         return PreparedSamples(self.keys[index], self.vals[index], self.tz, nums, self.unit)
 
 
-class KeyedSamples(Sequence[HisSample]):
+class KeyedSamples(KeyedNumbers[HisSample]):
     """Numbers in one unit given as exact time keys and floats (a hisWrite read as columns,
     :class:`gateway.haystack.hisinput.HisInput`): :func:`prepare_samples` takes the columns as
     they are. A ``Sequence`` of ``(datetime, Number)`` built on access for any other store."""
 
-    __slots__ = ("keys", "nums", "tz", "unit")
+    __slots__ = ()
 
-    def __init__(self, keys: list[int], nums: list[float], unit: str | None, tz: dt.tzinfo):
-        if len(keys) != len(nums):
-            raise ValueError("keys and nums must have the same length")
-        self.keys = keys
-        self.nums = nums
-        self.unit = unit
-        self.tz = tz
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    @overload
-    def __getitem__(self, index: int) -> HisSample: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[HisSample]: ...
-    def __getitem__(self, index: int | slice) -> HisSample | list[HisSample]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        key, num = self.keys[index], self.nums[index]
-        return (_EPOCH + key * _US).astimezone(self.tz), _tuple_new(Number, (num, self.unit))
-
-    def numbers(self) -> list[Value]:
-        unit = self.unit
-        return [_tuple_new(Number, (num, unit)) for num in self.nums]
+    def _item(self, i: int) -> HisSample:
+        return self.instant(i), _tuple_new(Number, (self.nums[i], self.unit))
 
 
 def prepare_samples(samples: Iterable[HisSample]) -> PreparedSamples:
@@ -133,7 +110,7 @@ def prepare_samples(samples: Iterable[HisSample]) -> PreparedSamples:
         keys = samples.keys
         if all(map(lt, keys, islice(keys, 1, None))):
             nums = list(samples.nums)
-            return PreparedSamples(list(keys), samples.numbers(), samples.tz, nums, samples.unit)
+            return PreparedSamples(list(keys), samples.values, samples.tz, nums, samples.unit)
     if isinstance(samples, list) and len(samples) > 1:
         fast = _prepare_in_order(samples)
         if fast is not None:

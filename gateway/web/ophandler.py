@@ -23,12 +23,12 @@ some other way (Quart's test client, a middleware that calls the route).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
-from gateway.haystack.codecs import Format, UnsupportedFormatError, format_for, json4_his, zinc_his
+from gateway.haystack.codecs import Format, UnsupportedFormatError, format_for
 from gateway.haystack.errors import ParseError
 from gateway.haystack.grid import Grid
 from gateway.ops import HaystackOps, RequestContext, request_context
@@ -158,23 +158,15 @@ class OpHandler:
         body_format = _body_format(mime)
         if body_format is None or not body_format.can_read:
             return _error(415, f"cannot read {mime!r}", fmt, content_type)
-        if op == "hisWrite":
-            # The usual one-point request straight into columns (else read as any grid).
-            his_reader = _HIS_READERS.get(body_format.name)
-            his = None if his_reader is None else his_reader(body)
-            if his is not None:
-                return his
+        # An op may read the usual form of its request itself (hisWrite: into columns).
+        reader = self.ops.request_reader(op, body_format.name)
+        grid = None if reader is None else reader(body)
+        if grid is not None:
+            return grid
         try:
             return body_format.decode(body)
         except (ParseError, UnsupportedFormatError) as exc:
             return _error(400, f"cannot read the request grid: {exc}", fmt, content_type)
-
-
-#: Readers of the usual hisWrite request into columns, by format name.
-_HIS_READERS: Final[dict[str, Callable[[bytes], Grid | None]]] = {
-    "zinc": zinc_his.read_his_write,
-    "json4": json4_his.read_his_write,
-}
 
 
 def _error(status: int, message: str, fmt: Format, content_type: str) -> OpReply:

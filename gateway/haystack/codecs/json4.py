@@ -72,6 +72,7 @@ __all__ = [
     "encode_grid_iter",
     "encode_val",
     "from_json",
+    "grid_meta",
 ]
 
 Data = bytes | bytearray | memoryview | str
@@ -203,14 +204,21 @@ def from_json(obj: Any) -> Value:
 
 
 def _grid(obj: dict[str, Any], rows: list[dict[str, Value]] | None = None) -> Grid:
-    meta = _meta(obj)
-    meta.pop("ver", None)
+    meta = grid_meta(obj)
     cols_json = member(obj, "cols", list, None)
     if rows is None:
         rows = member(obj, "rows", list, [])
         convert_rows(rows, _CONV.get)
     cols = read_cols(cols_json, _meta) if cols_json is not None else _cols_of_rows(rows)
     return Grid(cols, tuple(rows), meta)
+
+
+def grid_meta(doc: dict[str, Any]) -> dict[str, Value]:
+    """The meta of a parsed grid document as the reader gives it (``ver`` dropped);
+    ``jsondoc.Invalid`` when malformed."""
+    meta = _meta(doc)
+    meta.pop("ver", None)
+    return meta
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Value]:

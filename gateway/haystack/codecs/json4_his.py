@@ -17,7 +17,8 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.haystack.codecs.json4 import decode_grid
+from gateway.haystack.codecs.json4 import grid_meta
+from gateway.haystack.codecs.jsondoc import Invalid
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
 from gateway.haystack.hisinput import HisInput, keys_of_iso, to_key
@@ -42,7 +43,7 @@ def read_his_write(data: str | bytes) -> Grid | None:
     try:
         doc = orjson.loads(data)
         return _read(doc)
-    except (HaystackError, KeyError, TypeError, ValueError, OverflowError):
+    except (HaystackError, Invalid, KeyError, TypeError, ValueError, OverflowError):
         return None  # a bad meta, an unknown zone...: the general reader says what is wrong
 
 
@@ -88,7 +89,6 @@ def _read(doc: Any) -> Grid | None:
     if min(keys) < _FIRST_US or max(keys) >= _LAST_US:
         return None
     tz = UTC if tz_name == "UTC" else hs_tz(tz_name)
-    head = {key: part for key, part in doc.items() if key != "rows"}
-    meta = decode_grid(orjson.dumps({**head, "rows": []})).meta  # the document without rows
+    meta = grid_meta(doc)
     his = HisInput(keys, list(map(float, nums)), unit or None, tz, tz_name)
     return Grid(_COLS, his, meta)

@@ -43,7 +43,8 @@ from gateway.haystack import (
     Uri,
     XStr,
 )
-from gateway.haystack.tz import hs_tz
+from gateway.haystack.hisinput import HisInput, to_key
+from gateway.haystack.tz import hs_name, hs_tz
 
 __all__ = [
     "UNITS",
@@ -301,6 +302,27 @@ def uniform_grids(
     return build()
 
 
+def his_write_grids(earliest: int = 1901) -> st.SearchStrategy[Grid]:
+    """hisWrite grids of one point as a client writes them: one zone, one unit, instants
+    from the year ``earliest`` on, in any order."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Grid:
+        zone = hs_tz(draw(st.sampled_from(ZONES)))
+        unit = draw(st.none() | st.sampled_from(UNITS))
+        instants = st.datetimes(dt.datetime(earliest, 1, 1), dt.datetime(2150, 12, 31))
+        fraction = st.sampled_from((0, 0, 0, 1000, 500000)) | st.integers(0, 999_999)
+        rows = []
+        for _ in range(draw(st.integers(1, 40))):
+            instant = draw(instants).replace(microsecond=draw(fraction), tzinfo=dt.UTC)
+            val = draw(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-9999, 9999))
+            rows.append({"ts": instant.astimezone(zone), "val": Number(float(val), unit)})
+        metas = [{"id": Ref("p1")}, {"id": Ref("p-2", "Point 2"), "x": MARKER}]
+        return Grid(["ts", "val"], rows, draw(st.sampled_from(metas)))
+
+    return build()
+
+
 # -- checks shared by the codec tests --------------------------------------------------------
 
 
@@ -363,3 +385,19 @@ def scaling_ratio(decode: Callable[[Any], Any], small: Any, large: Any, runs: in
         return min(times)
 
     return best(large) / best(small)
+
+
+def assert_same_his_input(fast: Grid, general: Grid) -> None:
+    """A hisWrite grid read into columns (:class:`HisInput`) holds what the general reader
+    read: the same meta, instants (with their zone and offset) and values (with their unit)."""
+    assert isinstance(fast.rows, HisInput)
+    assert dict(fast.meta) == dict(general.meta)
+    assert fast.col_names == general.col_names == ("ts", "val")
+    assert len(fast.rows) == len(general.rows)
+    assert fast.rows.keys == [to_key(row["ts"]) for row in general.rows]
+    for mine, theirs in zip(fast.rows, general.rows, strict=True):
+        assert mine["ts"] == theirs["ts"]
+        assert hs_name(mine["ts"].tzinfo) == hs_name(theirs["ts"].tzinfo)
+        assert mine["ts"].utcoffset() == theirs["ts"].utcoffset()
+        assert mine["val"] == theirs["val"]
+        assert mine["val"].unit == theirs["val"].unit

@@ -7,48 +7,20 @@ import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from gateway.haystack.codecs.json4 import decode_grid, encode_grid
 from gateway.haystack.codecs.json4_his import read_his_write
-from gateway.haystack.grid import Grid
-from gateway.haystack.hisinput import HisInput, to_key
-from gateway.haystack.kinds import MARKER, Number, Ref
-from gateway.haystack.tz import hs_name, hs_tz
+from gateway.haystack.kinds import Number, Ref
+from gateway.haystack.tz import hs_tz
 
-from .strategies import UNITS, ZONES, mutations
+from .strategies import assert_same_his_input, his_write_grids, mutations
 
-
-@st.composite
-def his_docs(draw: st.DrawFn) -> bytes:
-    """A hisWrite document of one point as a client writes it: one zone, one unit."""
-    zone = hs_tz(draw(st.sampled_from(ZONES)))
-    unit = draw(st.none() | st.sampled_from(UNITS))
-    instants = st.datetimes(dt.datetime(1901, 1, 1), dt.datetime(2150, 12, 31))
-    fraction = st.sampled_from((0, 0, 0, 1000, 500000)) | st.integers(0, 999_999)
-    rows = []
-    for _ in range(draw(st.integers(1, 40))):
-        ts = draw(instants).replace(microsecond=draw(fraction), tzinfo=dt.UTC).astimezone(zone)
-        val = draw(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-9999, 9999))
-        rows.append({"ts": ts, "val": Number(float(val), unit)})
-    meta = draw(st.sampled_from([{"id": Ref("p1")}, {"id": Ref("p-2", "Point 2"), "x": MARKER}]))
-    return encode_grid(Grid(["ts", "val"], rows, meta))
-
-
-def _same(fast: Grid, general: Grid) -> None:
-    assert isinstance(fast.rows, HisInput)
-    assert dict(fast.meta) == dict(general.meta)
-    assert fast.col_names == general.col_names == ("ts", "val")
-    assert fast.rows.keys == [to_key(row["ts"]) for row in general.rows]
-    for mine, theirs in zip(fast.rows, general.rows, strict=True):
-        assert mine["ts"] == theirs["ts"]
-        assert hs_name(mine["ts"].tzinfo) == hs_name(theirs["ts"].tzinfo)
-        assert mine["ts"].utcoffset() == theirs["ts"].utcoffset()
-        assert mine["val"] == theirs["val"] and mine["val"].unit == theirs["val"].unit
+DOCS = his_write_grids(1901).map(encode_grid)  # client documents
+_same = assert_same_his_input
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(his_docs())
+@given(DOCS)
 def test_a_client_document_is_read_as_the_general_reader_reads_it(doc: bytes) -> None:
     fast = read_his_write(doc)
     assert fast is not None, doc
@@ -57,7 +29,7 @@ def test_a_client_document_is_read_as_the_general_reader_reads_it(doc: bytes) ->
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(his_docs().flatmap(lambda doc: mutations(doc, max_count=3)))
+@given(DOCS.flatmap(lambda doc: mutations(doc, max_count=3)))
 def test_a_damaged_document_is_read_the_same_or_left_to_the_general_reader(
     docs: list[bytes],
 ) -> None:

@@ -7,52 +7,22 @@ import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from gateway.haystack.codecs.zinc import decode_grid, encode_grid
 from gateway.haystack.codecs.zinc_his import read_his_write
-from gateway.haystack.grid import Grid
 from gateway.haystack.hisinput import HisInput, keys_of_iso, to_key
-from gateway.haystack.kinds import MARKER, Number, Ref
-from gateway.haystack.tz import hs_name, hs_tz
+from gateway.haystack.kinds import Number, Ref
+from gateway.haystack.tz import hs_tz
 
-from .strategies import UNITS, ZONES, mutations
+from .strategies import assert_same_his_input, his_write_grids, mutations
 
-
-@st.composite
-def his_docs(draw: st.DrawFn) -> str:
-    """A hisWrite document of one point as a client writes it: one zone, one unit."""
-    zone = hs_tz(draw(st.sampled_from(ZONES)))
-    unit = draw(st.none() | st.sampled_from(UNITS))
-    # (from 1950: older local mean time offsets have seconds, which the reader leaves alone)
-    instants = st.datetimes(dt.datetime(1950, 1, 1), dt.datetime(2150, 12, 31))
-    fraction = st.sampled_from((0, 0, 0, 1000, 500000)) | st.integers(0, 999_999)
-    count = draw(st.integers(1, 40))
-    rows = []
-    for _ in range(count):
-        ts = draw(instants).replace(microsecond=draw(fraction), tzinfo=dt.UTC).astimezone(zone)
-        val = draw(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-9999, 9999))
-        rows.append({"ts": ts, "val": Number(float(val), unit)})
-    meta = draw(st.sampled_from([{"id": Ref("p1")}, {"id": Ref("p-2", "Point 2"), "x": MARKER}]))
-    return encode_grid(Grid(["ts", "val"], rows, meta))
-
-
-def _same(fast: Grid, general: Grid) -> None:
-    assert isinstance(fast.rows, HisInput)
-    assert dict(fast.meta) == dict(general.meta)
-    assert fast.col_names == general.col_names == ("ts", "val")
-    assert len(fast.rows) == len(general.rows)
-    assert fast.rows.keys == [to_key(row["ts"]) for row in general.rows]
-    for mine, theirs in zip(fast.rows, general.rows, strict=True):
-        assert mine["ts"] == theirs["ts"]
-        assert hs_name(mine["ts"].tzinfo) == hs_name(theirs["ts"].tzinfo)
-        assert mine["ts"].utcoffset() == theirs["ts"].utcoffset()
-        assert mine["val"] == theirs["val"]
-        assert mine["val"].unit == theirs["val"].unit
+# (from 1950: older local mean time offsets have seconds, which the reader leaves alone)
+DOCS = his_write_grids(1950).map(encode_grid)  # client documents
+_same = assert_same_his_input
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(his_docs())
+@given(DOCS)
 def test_a_client_document_is_read_as_the_general_reader_reads_it(doc: str) -> None:
     fast = read_his_write(doc)
     assert fast is not None, doc
@@ -61,7 +31,7 @@ def test_a_client_document_is_read_as_the_general_reader_reads_it(doc: str) -> N
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(his_docs().flatmap(lambda doc: mutations(doc.encode(), max_count=3)))
+@given(DOCS.flatmap(lambda doc: mutations(doc.encode(), max_count=3)))
 def test_a_damaged_document_is_read_the_same_or_left_to_the_general_reader(
     docs: list[bytes],
 ) -> None:
