@@ -48,6 +48,7 @@ from gateway.ops import HaystackOps
 from gateway.runtime.config import ConfigError, GatewayConfig, load_config, tls_config
 from gateway.runtime.config_modbus import MAP_TAGS
 from gateway.runtime.config_sync import sync_records
+from gateway.runtime.pointstate import error_text
 from gateway.runtime.registry import DriverRegistry, RegisterMaps, modbus_kind
 from gateway.runtime.sdnotify import SystemdNotifier
 from gateway.runtime.supervisor import Gateway
@@ -366,5 +367,4 @@ def _describe(exc: BaseException) -> str:
     """A one-line account of an error (the leaves of an exception group)."""
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    return " ".join(error_text(exc).split())

@@ -73,6 +73,7 @@ from gateway.runtime.pointstate import (
     POINT_TAGS,
     PointState,
     cur_state_of,
+    error_text,
     forget,
     owned,
     publish,
@@ -92,10 +93,6 @@ DEFAULT_READ_SLICE: Final = 100
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +246,7 @@ class ConnectorRunner:
         try:
             self.driver = self.binding.kind.factory(self.binding.conn)
         except DriverError as exc:
-            await self._set_conn(ConnStatus.FAULT, _text(exc), "closed")
+            await self._set_conn(ConnStatus.FAULT, error_text(exc), "closed")
             await trio.sleep_forever()
         except Exception as exc:
             log.exception("connector @%s: the driver cannot be built", self.id.val)
@@ -279,11 +276,11 @@ class ConnectorRunner:
             with trio.fail_after(timeout):
                 info = await driver.open()
         except DriverError as exc:
-            err = (_conn_status(exc), _text(exc))
+            err = (_conn_status(exc), error_text(exc))
         except trio.TooSlowError:
             err = (ConnStatus.DOWN, f"open timed out after {timeout:g}s")
         except TimeoutError as exc:
-            err = (ConnStatus.DOWN, f"open timed out: {_text(exc)}")
+            err = (ConnStatus.DOWN, f"open timed out: {error_text(exc)}")
         except Exception as exc:
             log.exception("connector @%s: driver.open failed", self.id.val)
             err = (ConnStatus.FAULT, f"{type(exc).__name__}: {exc}")
@@ -384,11 +381,11 @@ class ConnectorRunner:
             with trio.fail_after(timeout):
                 return await driver.read([st.rec for st in states])
         except DownError as exc:
-            reason = _text(exc)
+            reason = error_text(exc)
         except trio.TooSlowError:
             reason = f"read timed out after {timeout:g}s"
         except TimeoutError as exc:
-            reason = f"read timed out: {_text(exc)}"
+            reason = f"read timed out: {error_text(exc)}"
         except DriverError as exc:  # read should raise only DownError: fault the slice
             return [Reading(st.id, err=exc) for st in states]
         except Exception as exc:

@@ -101,7 +101,7 @@ def cur_state_of(reading: Reading) -> CurState:
     err = reading.err
     if err is None:
         return CurState(CurStatus.OK, reading.val)
-    return CurState(_cur_status(err), None, _err_text(err))
+    return CurState(_cur_status(err), None, error_text(err))
 
 
 def write_state_of(err: DriverError | None) -> WriteState:
@@ -114,7 +114,7 @@ def write_state_of(err: DriverError | None) -> WriteState:
             status = WriteStatus(err.status)
         except ValueError:
             status = WriteStatus.FAULT
-    return WriteState(status, _err_text(err))
+    return WriteState(status, error_text(err))
 
 
 def _cur_status(err: DriverError) -> CurStatus:
@@ -124,7 +124,8 @@ def _cur_status(err: DriverError) -> CurStatus:
         return CurStatus.FAULT
 
 
-def _err_text(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
+    """An error's message, or its type's name when it has none (``curErr``, ``writeErr``...)."""
     return str(err) or type(err).__name__
 
 

@@ -32,7 +32,7 @@ from drivers.base import DownError, Driver, DriverError, FaultError
 from gateway.haystack.kinds import Ref, Value
 from gateway.points.priority import DEFAULT_LEVEL
 from gateway.points.writes import WriteCmd, WriteReason
-from gateway.runtime.pointstate import PointState, write_state_of
+from gateway.runtime.pointstate import PointState, error_text, write_state_of
 from gateway.runtime.wakes import WakeQueue, Wakeup
 
 __all__ = ["LATENCY_SAMPLES", "EffectiveValues", "PointWriter"]
@@ -46,10 +46,6 @@ LATENCY_SAMPLES: Final = 4096
 EffectiveValues = Callable[[Ref], "tuple[Value, int] | None"]
 
 _TIMED_REASONS: Final = (WriteReason.CHANGE, WriteReason.MIN_TIME)
-
-
-def _text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 class PointWriter:
@@ -148,7 +144,7 @@ class PointWriter:
             except trio.TooSlowError:
                 err = DownError(f"write timed out after {timeout:g}s")
             except TimeoutError as exc:
-                err = DownError(f"write timed out: {_text(exc)}")
+                err = DownError(f"write timed out: {error_text(exc)}")
             except Exception as exc:
                 log.exception("%s: driver.write failed", self._label)
                 err = FaultError(f"{type(exc).__name__}: {exc}")
@@ -169,4 +165,4 @@ class PointWriter:
         self._dirty[st.id] = None  # the throttle may owe another write already
         await self._publish(st)
         if isinstance(err, DownError):
-            self._lose(_text(err))
+            self._lose(error_text(err))

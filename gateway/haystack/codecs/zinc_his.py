@@ -21,7 +21,7 @@ import re
 from typing import Final
 
 from gateway.haystack.codecs.zinc import decode_grid
-from gateway.haystack.codecs.zinc_write import UNIT_CHARS
+from gateway.haystack.codecs.zinc_rows import DATETIME_GROUPS, NUMBER_GROUPS
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
 from gateway.haystack.hisinput import HisInput, keys_of_iso
@@ -29,16 +29,11 @@ from gateway.haystack.tz import UTC, hs_tz
 
 __all__ = ["read_his_write"]
 
-# One row: an ISO date-time with its offset (whole seconds, or 1 to 6 digits of fraction; years
-# 1900-2199 so that no conversion can overflow), the zone name, a comma, a plain decimal number
-# and its unit, a newline.
-_ROW: Final = re.compile(
-    r"((?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) ([A-Za-z][A-Za-z0-9_+\-]*),"
-    r"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
-    # (a unit never starts with _, e or E here: 1_000 and 1e5 are numbers to Zinc)
-    rf"((?![_eE])(?:[{UNIT_CHARS}][{UNIT_CHARS}0-9]*)?)\n"
-)
+# One row, in the run reader's cell forms: a DateTime (ISO text with its offset, the zone
+# name), a comma, a Number (digits, unit), a newline.
+_ROW: Final = re.compile(DATETIME_GROUPS + "," + NUMBER_GROUPS + r"\n")
+# Years a conversion to any zone cannot take out of range (others: the general reader).
+_YEARS: Final = ("1900", "2200")
 _COLS: Final = (Col("ts"), Col("val"))
 
 
@@ -69,6 +64,8 @@ def read_his_write(data: str | bytes) -> Grid | None:
     covered = 3 * len(rows) + sum(map(len, texts)) + sum(map(len, zones))
     covered += sum(map(len, nums)) + sum(map(len, units))
     if covered != len(body) or len(set(zones)) != 1 or len(set(units)) != 1:
+        return None
+    if min(texts) < _YEARS[0] or max(texts) >= _YEARS[1]:
         return None
     try:
         meta = decode_grid(head + "\nempty\n").meta

@@ -36,7 +36,7 @@ from gateway.haystack.errors import HaystackError
 from gateway.haystack.kinds import MARKER, Number, Ref, Value
 from gateway.haystack.tz import UTC, hs_tz
 
-__all__ = ["MIN_RUN", "read_run"]
+__all__ = ["DATETIME_GROUPS", "MIN_RUN", "NUMBER_GROUPS", "read_run"]
 
 #: Fewer rows than this are not worth a template.
 MIN_RUN: Final = 16
@@ -47,13 +47,13 @@ _STR: Final = r'"([^"\\\n]*)"'
 # A unit never starts with "_" here: after a digit the general reader takes "_" as a digit
 # separator ("1_000", even "0_"), so such a cell is left to it.
 _U_FIRST: Final = UNIT_CHARS.replace("_", "")
-_NUMBER: Final = rf"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)((?:[{_U_FIRST}][{_U}0-9]*)?)"
+NUMBER_GROUPS: Final = rf"(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)((?:[{_U_FIRST}][{_U}0-9]*)?)"
 _DATE: Final = r"([0-9]{4}-[0-9]{2}-[0-9]{2})"
-_DATETIME: Final = (
+DATETIME_GROUPS: Final = (
     r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})) ([A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)"
 )
-_DATETIME_CELL: Final = re.compile(_DATETIME + r"\Z")
+_DATETIME_CELL: Final = re.compile(DATETIME_GROUPS + r"\Z")
 _FIRST_WINDOW: Final = 8 * 1024
 _MAX_WINDOW: Final = 1024 * 1024
 
@@ -149,10 +149,10 @@ def _cell(cell: str) -> tuple[str, _Convert | None, int] | None:
         if len(cell) > 10 and cell[4] == "-":
             if _DATETIME_CELL.match(cell) is None:
                 return None
-            return _DATETIME, _col_datetime, 2
+            return DATETIME_GROUPS, _col_datetime, 2
         if ":" in cell:
             return None  # a time
-        return _NUMBER, _col_number, 2
+        return NUMBER_GROUPS, _col_number, 2
     return None
 
 

@@ -165,13 +165,7 @@ def _enc_list(val: list[Value]) -> str:
 
 
 def _enc_dict(val: Mapping[str, Value]) -> str:
-    parts = []
-    for name, v in val.items():
-        if v is None:
-            continue
-        _check_name(name)
-        parts.append(name if v is MARKER else name + ":" + encode_val(v))
-    return "{" + " ".join(parts) + "}"
+    return "{" + _enc_meta(val) + "}"
 
 
 def _enc_grid(val: Grid) -> str:
@@ -226,6 +220,8 @@ def _check_name(name: str) -> None:
 
 
 def _enc_meta(meta: Mapping[str, Value]) -> str:
+    """Tags space-separated (a grid's or a column's meta, a Dict's inside): null tags left
+    out, a Marker as its bare name."""
     parts = []
     for name, v in meta.items():
         if v is None:

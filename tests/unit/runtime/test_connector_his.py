@@ -4,6 +4,7 @@ samples, batched into the store, and nothing lost when the gateway stops."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -103,8 +104,10 @@ async def test_samples_are_batched_per_flush(autojump_clock: MockClock) -> None:
     assert all(8 <= count <= 11 for _, _, count in calls[:9])
 
 
-async def test_a_full_batch_is_flushed_at_once(autojump_clock: MockClock) -> None:
-    t = tuning("t", pollTime=secs(1))
+def _moving_cov_point() -> tuple[
+    dict[str, Any], dict[str, Any], list[dict[str, Any]], Callable[[ScriptedDriver], None]
+]:
+    """A connector polled every second whose point @a (history on change) reads the clock."""
 
     def setup(d: ScriptedDriver) -> None:
         async def move() -> None:
@@ -113,7 +116,11 @@ async def test_a_full_batch_is_flushed_at_once(autojump_clock: MockClock) -> Non
         d.read_script = [move] * 100
 
     conn = connector(connTuningRef=Ref("t"))
-    pts = [his_point("a", hisCollectCov=MARKER)]
+    return tuning("t", pollTime=secs(1)), conn, [his_point("a", hisCollectCov=MARKER)], setup
+
+
+async def test_a_full_batch_is_flushed_at_once(autojump_clock: MockClock) -> None:
+    t, conn, pts, setup = _moving_cov_point()
     async with running([conn], pts, [t], setup=setup, flush_interval=1000, max_samples=5) as rig:
         await trio.sleep(12)
         stored = await rig.store.his_read(Ref("a"))
@@ -122,16 +129,7 @@ async def test_a_full_batch_is_flushed_at_once(autojump_clock: MockClock) -> Non
 
 
 async def test_nothing_is_lost_when_the_gateway_stops(autojump_clock: MockClock) -> None:
-    t = tuning("t", pollTime=secs(1))
-
-    def setup(d: ScriptedDriver) -> None:
-        async def move() -> None:
-            d.values[Ref("a")] = n(trio.current_time())
-
-        d.read_script = [move] * 100
-
-    conn = connector(connTuningRef=Ref("t"))
-    pts = [his_point("a", hisCollectCov=MARKER)]
+    t, conn, pts, setup = _moving_cov_point()
     async with running([conn], pts, [t], setup=setup, flush_interval=1000) as rig:
         await trio.sleep(20.5)
         assert await rig.store.his_read(Ref("a")) == []  # all still in the buffer
