@@ -55,6 +55,7 @@ if __package__ in (None, ""):  # run as a file: make ``tests.perf`` importable
 
 from tests.perf.common import (
     Worker,
+    dataset_points,
     gw313_python,
     hspy_python,
     machine_load,
@@ -76,8 +77,6 @@ FILTERS = (
     'siteRef->dis == "Site 3"',
     "not writable or cmd",
 )
-QUANTITIES = (("temp", "°F"), ("humidity", "%RH"), ("pressure", "inH₂O"), ("flow", "cfm"))
-QUANTITIES += (("co2", "ppm"),)
 HIS_START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 NEW_YORK = ZoneInfo("America/New_York")
 TARGETS: dict[str, float] = {
@@ -127,34 +126,6 @@ def point_rows(n: int, ref: Any, number: Any, marker: Any) -> list[dict[str, Any
                 "air": marker,
             }
         )
-    return rows
-
-
-def dataset_points(n: int, ref: Any, number: Any, marker: Any) -> list[dict[str, Any]]:
-    """serve_hspy.py's points: one of five quantities, sensor or writable cmd, 1,500 of
-    10,000 match ``point and temp and sensor``."""
-    rows = []
-    for i in range(n):
-        qty, unit = QUANTITIES[i % len(QUANTITIES)]
-        e = i % 100
-        row = {"id": ref(f"pt-{i}"), "dis": f"Equip {e} {qty} {i}", "point": marker}
-        if (i // 5) % 4 == 3:
-            row["cmd"] = row["writable"] = marker
-        else:
-            row["sensor"] = marker
-        row.update(
-            {
-                qty: marker,
-                "his": marker,
-                "kind": "Number",
-                "unit": unit,
-                "tz": "New_York",
-                "siteRef": ref(f"site-{e % 10}"),
-                "equipRef": ref(f"equip-{e}"),
-                "curVal": number(round(50.0 + (i % 400) * 0.25, 2), unit),
-            }
-        )
-        rows.append(row)
     return rows
 
 

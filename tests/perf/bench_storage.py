@@ -29,20 +29,17 @@ from typing import Any
 
 import trio
 
+if __package__ in (None, ""):  # run as a file: make ``tests.perf`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from gateway.haystack.kinds import MARKER, Number, Ref, Value
 from gateway.haystack.tz import hs_tz
 from gateway.storage.common import IndexedAdapter
 from gateway.storage.memory import InMemoryAdapter
 from gateway.storage.sqlite import SQLiteAdapter
+from tests.perf.common import dataset_points
 
 TZ = hs_tz("New_York")
-QUANTITIES: tuple[tuple[str, str], ...] = (
-    ("temp", "°F"),
-    ("humidity", "%RH"),
-    ("pressure", "inH₂O"),
-    ("flow", "cfm"),
-    ("co2", "ppm"),
-)
 
 
 def entities(n_points: int) -> list[dict[str, Value]]:
@@ -59,27 +56,7 @@ def entities(n_points: int) -> list[dict[str, Value]]:
                 "siteRef": Ref(f"site-{e % 10}"),
             }
         )
-    for i in range(n_points):
-        qty, unit = QUANTITIES[i % len(QUANTITIES)]
-        e = i % 100
-        p: dict[str, Value] = {"id": Ref(f"pt-{i}"), "dis": f"Equip {e} {qty} {i}", "point": MARKER}
-        if (i // 5) % 4 == 3:
-            p["cmd"] = p["writable"] = MARKER
-        else:
-            p["sensor"] = MARKER
-        p.update(
-            {
-                qty: MARKER,
-                "his": MARKER,
-                "kind": "Number",
-                "unit": unit,
-                "tz": "New_York",
-                "siteRef": Ref(f"site-{e % 10}"),
-                "equipRef": Ref(f"equip-{e}"),
-                "curVal": Number(round(50.0 + (i % 400) * 0.25, 2), unit),
-            }
-        )
-        ents.append(p)
+    ents += dataset_points(n_points, Ref, Number, MARKER)
     for pid in ("his-main", "his-write"):
         ents.append(
             {

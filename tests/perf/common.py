@@ -257,3 +257,43 @@ def _frame_name(frame: str) -> str:
             path = path.split(marker, 1)[1]
             break
     return f"{path}:{name}"
+
+
+# -- the benchmark dataset (../shared/bench/serve_hspy.py's) ---------------------------------
+
+#: The quantities of the points, in turn, with their units.
+QUANTITIES: tuple[tuple[str, str], ...] = (
+    ("temp", "°F"),
+    ("humidity", "%RH"),
+    ("pressure", "inH₂O"),
+    ("flow", "cfm"),
+    ("co2", "ppm"),
+)
+
+
+def dataset_points(n: int, ref: Any, number: Any, marker: Any) -> list[dict[str, Any]]:
+    """serve_hspy.py's points: one of five quantities, sensor or writable cmd, 1,500 of
+    10,000 match ``point and temp and sensor``."""
+    rows = []
+    for i in range(n):
+        qty, unit = QUANTITIES[i % len(QUANTITIES)]
+        e = i % 100
+        row = {"id": ref(f"pt-{i}"), "dis": f"Equip {e} {qty} {i}", "point": marker}
+        if (i // 5) % 4 == 3:
+            row["cmd"] = row["writable"] = marker
+        else:
+            row["sensor"] = marker
+        row.update(
+            {
+                qty: marker,
+                "his": marker,
+                "kind": "Number",
+                "unit": unit,
+                "tz": "New_York",
+                "siteRef": ref(f"site-{e % 10}"),
+                "equipRef": ref(f"equip-{e}"),
+                "curVal": number(round(50.0 + (i % 400) * 0.25, 2), unit),
+            }
+        )
+        rows.append(row)
+    return rows
