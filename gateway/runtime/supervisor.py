@@ -138,10 +138,6 @@ class Gateway:
         """The runner of connector ``conn_id``."""
         return self._runners.get(conn_id)
 
-    def runner_of_point(self, point_id: Ref) -> ConnectorRunner | None:
-        """The runner that reads and writes point ``point_id``."""
-        return self._owner.get(point_id)
-
     @property
     def orphans(self) -> Mapping[Ref, str]:
         """Points whose connector does not exist, with the reason shown in their curErr."""

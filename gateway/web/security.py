@@ -69,7 +69,6 @@ __all__ = [
     "RawReply",
     "ensure_superuser",
     "load_or_create_secret",
-    "peer_common_name",
     "reply_parts",
 ]
 
@@ -91,11 +90,6 @@ _TOKEN_STORE_METHODS: Final = (
     "purge_expired_tokens",
     "evict_soonest_tokens",
 )
-
-
-def peer_common_name(scope: Mapping[str, Any]) -> str | None:
-    """The CN of the verified client certificate of this request's connection, if any."""
-    return client_common_name(scope)
 
 
 async def _off_thread(fn: Callable[[], bool]) -> bool:
