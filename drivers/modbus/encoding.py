@@ -19,6 +19,9 @@ name       value                         registers
 ``f8``     IEEE 754 binary64             4
 =========  ============================  =========
 
+An ``f4`` reads as the shortest decimal of its binary32 (``18.319748``, not the binary64
+expansion ``18.319747924804688`` of the same bits), so a written ``21.3`` reads back as ``21.3``.
+
 Order suffixes (not for bits): none = big-endian bytes and words (Modbus' own order,
 "ABCD"); ``le`` = little-endian bytes and words ("DCBA"); ``leb`` = bytes swapped inside
 each word ("BADC"); ``lew`` = word order reversed ("CDAB"). ``u1``/``s1`` take the low
@@ -52,6 +55,11 @@ __all__ = [
 Base = Literal["bit", "u", "s", "f"]
 
 _FLOAT_FORMATS: Final = {4: ">f", 8: ">d"}
+_pack_binary32: Final = struct.Struct(">f").pack
+_MIN_NORMAL_BINARY32: Final = 2.0**-126
+# The significant digits tried for an f4, fewest first (9 always give the same binary32).
+_SPECS: Final = (".6g", ".7g", ".8g")
+_SUBNORMAL_SPECS: Final = tuple(f".{digits}g" for digits in range(1, 9))
 _DATA_RE: Final = re.compile(r"(?P<base>[usf])(?P<n>[1248])(?P<order>le|leb|lew)?")
 _SCALE_TOKEN: Final = re.compile(r"\s*([*/+-])\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 
@@ -224,10 +232,32 @@ def decode(dt: DataType, regs: Sequence[int]) -> int | float | bool:
     data = _regs_to_bytes(dt, regs)
     if dt.base == "f":
         val: float = struct.unpack(_FLOAT_FORMATS[dt.nbytes], data)[0]
-        return val
+        return _shortest_binary32(val, data) if dt.nbytes == 4 else val
     if dt.nbytes == 1:
         data = data[-1:]  # the low byte of the (possibly swapped) register
     return int.from_bytes(data, "big", signed=dt.base == "s")
+
+
+def _shortest_binary32(val: float, data: bytes) -> float:
+    """The shortest decimal that is the same binary32 as ``val`` (big-endian ``data``).
+
+    A device's 32-bit float means what its shortest decimal says: 18.319748, not the exact
+    binary64 expansion of its bits (18.319747924804688), which would show in every curVal
+    and history sample, and a written 21.3 would read back as 21.299999237060547. A value
+    with a shorter decimal rounds to it at 6 significant digits (a normal binary32 is finer
+    than that; a subnormal one is not, and is tried from 1 digit), and 9 always give the same
+    binary32 back.
+    """
+    if val - val != 0.0:  # NaN and infinities are themselves
+        return val
+    for spec in _SPECS if abs(val) >= _MIN_NORMAL_BINARY32 else _SUBNORMAL_SPECS:
+        short = float(format(val, spec))
+        try:
+            if _pack_binary32(short) == data:
+                return short
+        except OverflowError:  # rounded up past the largest binary32: not the same value
+            pass
+    return float(format(val, ".9g"))
 
 
 def _round_half_away(x: float) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 import sys
 
 import pytest
@@ -184,7 +185,47 @@ def test_registers_round_trip_for_full_width_types(name: str, data: st.DataObjec
 @given(value=st.floats(width=32, allow_nan=False))
 def test_f4_round_trip(order: str, value: float) -> None:
     dt = parse_data_type("f4" + order)
-    assert decode(dt, encode(dt, value)) == value
+    regs = encode(dt, value)
+    read = decode(dt, regs)
+    # the same binary32 (the same registers), read as its shortest decimal
+    assert struct.pack(">f", read) == struct.pack(">f", value)
+    assert encode(dt, read) == regs
+    digits = _significant_digits(read)
+    assert digits <= 9
+    if digits > 1 and math.isfinite(read):
+        shorter = float(f"{read:.{digits - 1}g}")
+        assert _binary32(shorter) != struct.pack(">f", value)
+
+
+def _significant_digits(val: float) -> int:
+    mantissa = repr(abs(val)).split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) or 1
+
+
+def _binary32(val: float) -> bytes:
+    try:
+        return struct.pack(">f", val)
+    except OverflowError:
+        return b""
+
+
+@pytest.mark.parametrize(
+    ("regs", "value", "text"),
+    [
+        ([0x4192, 0x8F5C], 18.32, "18.32"),  # what the device holds: 18.3199996948...
+        ([0x41AA, 0x6666], 21.3, "21.3"),
+        ([0x3DCC, 0xCCCD], 0.1, "0.1"),
+        ([0x4192, 0x8ED8], 18.319748, "18.319748"),
+        ([0x7F7F, 0xFFFF], 3.4028235e38, "3.4028235e+38"),  # the largest binary32
+        ([0x0000, 0x0001], 1e-45, "1e-45"),  # the smallest
+        ([0x8000, 0x0000], -0.0, "-0.0"),
+    ],
+)
+def test_f4_reads_as_its_shortest_decimal(regs: list[int], value: float, text: str) -> None:
+    read = decode(parse_data_type("f4"), regs)
+    assert read == value
+    assert repr(read) == text
+    assert math.copysign(1.0, read) == math.copysign(1.0, value)
 
 
 @pytest.mark.parametrize("order", ORDERS)
