@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from gateway.haystack import MARKER, Col, Grid, Number, Ref, Symbol
 from gateway.haystack.codecs import decode, encode, json4_his
@@ -639,3 +640,90 @@ async def test_priority_arrays_survive_a_restart(tmp_path: Path) -> None:
     ]
     assert after[7]["val"] == Number(60, "°F") and after[7]["expires"].val > 7000
     assert rec["writeVal"] == Number(60, "°F") and rec["writeLevel"] == Number(8)
+
+
+# -- many clients at once --------------------------------------------------------------------
+
+
+async def test_concurrent_clients_lose_no_sample_or_command(server: Server) -> None:
+    """History writers, point writers, watches, readers and a driver's curVal updates, all at
+    once over real HTTP: every answer is a grid, and every sample and command is kept."""
+    day = dt.datetime(2024, 5, 1, tzinfo=NY)
+    batches, per_batch = 8, 40
+
+    def his_batch(writer: int, k: int) -> list[tuple[dt.datetime, Any]]:
+        # four writers interleave their minutes on one point (the same history blocks)
+        first = (k * per_batch) * 4 + writer
+        return [
+            (day + dt.timedelta(minutes=first + 4 * j), Number(writer * 1000 + k * 50 + j, "°F"))
+            for j in range(per_batch)
+        ]
+
+    async def his_writer(writer: int) -> None:
+        mime = (ZINC, JSON4)[writer % 2]
+        for k in range(batches):
+            result = await server.call("hisWrite", _his_grid("t0", his_batch(writer, k)), mime)
+            assert not result.is_error, result.meta.get("dis")
+
+    async def point_writer(level: int) -> None:
+        for k in range(6):
+            val = Number(level * 100 + k, "°F")
+            result = await server.call("pointWrite", _write(level, val, who=f"w{level}"))
+            assert not result.is_error, result.meta.get("dis")
+
+    watched: list[set[str]] = []
+    watchers_done = trio.Event()
+
+    async def watcher() -> None:
+        ids = Grid(["id"], [{"id": Ref(f"t{i}")} for i in range(6)], {"watchDis": "ui"})
+        sub = await server.call("watchSub", ids, JSON4)
+        assert not sub.is_error and len(sub) == 6
+        seen: set[str] = set()
+        for poll in range(400):  # until the driver's changes show (bounded)
+            polled = await server.call("watchPoll", Grid.empty({"watchId": sub.meta["watchId"]}))
+            assert not polled.is_error, polled.meta.get("dis")
+            seen |= {row["id"].val for row in polled}
+            if "t3" in seen and poll >= 3:
+                break
+            await trio.sleep(0.005)
+        watched.append(seen)
+        if len(watched) == 2:
+            watchers_done.set()
+
+    async def reader() -> None:
+        for _ in range(10):
+            grid = await server.call("read", Grid.from_dict({"filter": "point and temp"}))
+            assert len(grid) == 6
+
+    last = [-1]
+
+    async def driver() -> None:  # a driver's polls, for as long as the watches look
+        while not watchers_done.is_set() and last[0] < 5000:
+            last[0] += 1
+            await server.storage.update_records(
+                [{"id": Ref("t3"), "curVal": Number(last[0], "°F")}]
+            )
+            await trio.sleep(0.002)
+
+    async with trio.open_nursery() as nursery:
+        for writer in range(4):
+            nursery.start_soon(his_writer, writer)
+        for level in (8, 9, 10):
+            nursery.start_soon(point_writer, level)
+        for _ in range(2):
+            nursery.start_soon(watcher)
+            nursery.start_soon(reader)
+        nursery.start_soon(driver)
+
+    expected = sorted(s for w in range(4) for k in range(batches) for s in his_batch(w, k))
+    grid = await server.call("hisRead", Grid.from_dict({"id": Ref("t0"), "range": "2024-05-01"}))
+    assert [(r["ts"], r["val"]) for r in grid] == expected  # all, in order, none twice
+    array = await server.call("pointWrite", Grid.from_dict({"id": Ref("sp")}))
+    assert [(r.get("val"), r.get("who")) for r in array][7:10] == [
+        (Number(level * 100 + 5, "°F"), f"w{level}") for level in (8, 9, 10)
+    ]
+    (rec,) = (await server.call("read", Grid.from_dict({"filter": "sp"}))).rows
+    assert rec["writeVal"] == Number(805, "°F") and rec["writeLevel"] == Number(8)
+    assert all("t3" in seen for seen in watched)  # the driver's changes reached the watches
+    (t3,) = (await server.call("read", Grid.from_dict({"filter": "id==@t3"}))).rows
+    assert t3["curVal"] == Number(last[0], "°F")
