@@ -28,7 +28,8 @@ each word ("BADC"); ``lew`` = word order reversed ("CDAB"). ``u1``/``s1`` take t
 byte of the register (the high byte with ``leb``/``le``) and write the other byte as 0.
 
 Scaling (``Scale``) is a chain of ``*k``, ``/k``, ``+k``, ``-k`` applied left to right
-on reads (``+32768 /10``) and undone right to left on writes. A written value is rounded
+on reads (``+32768 /10``, the result to 15 significant digits: ``3 *0.1`` reads ``0.3``) and
+undone right to left on writes. A written value is rounded
 half away from zero for integer types and must fit the type, else ``EncodingError``.
 """
 
@@ -139,7 +140,12 @@ class Scale:
     text: str = ""
 
     def apply(self, raw: float) -> float:
-        """Raw register value -> engineering value."""
+        """Raw register value -> engineering value, to 15 significant digits.
+
+        The steps are decimal constants done in binary: 3 * 0.1 is 0.30000000000000004, which
+        would show in curVal and history. 15 significant digits (what a double holds exactly
+        as a decimal) take that noise off and keep more digits than a sensor or a meter gives.
+        """
         val = raw
         for op, k in self.steps:
             if op == "*":
@@ -150,7 +156,9 @@ class Scale:
                 val += k
             else:
                 val -= k
-        return val
+        if val - val != 0.0:  # NaN and infinities are themselves
+            return val
+        return float(format(val, ".15g"))
 
     def inverse(self, val: float) -> float:
         """Engineering value -> raw register value (steps undone in reverse)."""

@@ -261,6 +261,22 @@ def test_scale_both_ways(text: str, raw: float, value: float) -> None:
     assert scale.inverse(value) == pytest.approx(raw)
 
 
+@pytest.mark.parametrize(
+    ("text", "raw", "text_read"),
+    [
+        ("*0.1", 3, "0.3"),  # 3 * 0.1 is 0.30000000000000004 in binary
+        ("*0.1", 7, "0.7"),  # 0.7000000000000001
+        ("*0.1 +0.2", 1, "0.3"),  # 0.30000000000000004
+        ("/10", 221, "22.1"),
+        ("/3", 1, "0.333333333333333"),
+        ("/1000", 123456789012, "123456789.012"),
+        ("*-1", 0, "-0.0"),
+    ],
+)
+def test_scaled_values_read_without_binary_noise(text: str, raw: int, text_read: str) -> None:
+    assert repr(parse_scale(text).apply(float(raw))) == text_read
+
+
 @pytest.mark.parametrize("text", ["", "10", "*", "*x", "*0", "/0", "^2", "*1 2", "*inf"])
 def test_bad_scales(text: str) -> None:
     with pytest.raises(EncodingError):
@@ -300,7 +316,8 @@ def _rounding(steps: list[tuple[str, float]], raw: float) -> float:
         else:
             value = value + k if op == "+" else value - k
             bound += 64 * sys.float_info.epsilon * max(abs(value), k) / gain
-    return bound
+    # apply() gives its result to 15 significant digits: half a unit of the 15th, in raw units
+    return bound + 5e-15 * abs(value) / gain
 
 
 def test_datatype_is_a_value() -> None:
