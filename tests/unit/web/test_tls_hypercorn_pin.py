@@ -5,6 +5,7 @@ Hypercorn does not give the ASGI app the client certificate (issues #62 and #324
 connection state, which Hypercorn copies into each request's ``scope["state"]``. When one of
 these tests fails after a Hypercorn upgrade, re-read hypercorn/trio/tcp_server.py, run.py and
 protocol/http_stream.py and adapt ``CertificateTCPServer`` and ``serve`` before widening the pin.
+``CertificateTCPServer.protocol_send`` also repeats Hypercorn's send of raw data.
 The end-to-end proof (a real handshake, the subject in the scope) is in test_tls_mtls.py.
 """
 
@@ -70,3 +71,18 @@ def test_worker_serve_still_builds_what_our_serve_builds() -> None:
         "self",
         "max_requests",
     ]
+
+
+def test_protocol_send_still_does_what_ours_repeats() -> None:
+    # CertificateTCPServer.protocol_send repeats Hypercorn's for RawData (minus the
+    # checkpoints) and hands every other event to it.
+    source = inspect.getsource(TCPServer.protocol_send)
+    for piece in (
+        "isinstance(event, RawData)",
+        "async with self.send_lock:",
+        "cancel_scope.shield = True",
+        "await self.stream.send_all(event.data)",
+        "except (trio.BrokenResourceError, trio.ClosedResourceError):",
+        "await self.protocol.handle(Closed())",
+    ):
+        assert piece in source, piece
