@@ -28,9 +28,9 @@ each word ("BADC"); ``lew`` = word order reversed ("CDAB"). ``u1``/``s1`` take t
 byte of the register (the high byte with ``leb``/``le``) and write the other byte as 0.
 
 Scaling (``Scale``) is a chain of ``*k``, ``/k``, ``+k``, ``-k`` applied left to right
-on reads (``+32768 /10``, the result to 15 significant digits: ``3 *0.1`` reads ``0.3``) and
-undone right to left on writes. A written value is rounded
-half away from zero for integer types and must fit the type, else ``EncodingError``.
+on reads (``+32768 /10``; the result to 15 significant digits, so ``3 *0.1`` reads ``0.3``)
+and undone right to left on writes. A written value is rounded half away from zero for
+integer types and must fit the type, else ``EncodingError``.
 """
 
 from __future__ import annotations
