@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 #: The endpoint name of the op route (``{prefix}/<path:op_path>``).
 OP_ENDPOINT: Final = "haystack_op"
-# Quart's default: how long a client may take to send its body.
-_BODY_TIMEOUT: Final = 60.0
 #: A response body of this many bytes or more is streamed (see ``send_reply``).
 STREAM_FROM: Final = 512 * 1024
 # Distinct (method, path) routing answers kept; more are forgotten all at once.
@@ -63,17 +61,18 @@ class _Disconnected(Exception):
 
 
 class _BodyTimeoutError(Exception):
-    """The client did not send its body within ``_BODY_TIMEOUT``."""
+    """The client did not send its body within the app's ``BODY_TIMEOUT``."""
 
 
 class AsgiOpRequest:
     """An :class:`~gateway.web.ophandler.OpRequest` over an ASGI scope and ``receive``."""
 
-    __slots__ = ("_headers", "method", "receive", "scope")
+    __slots__ = ("_headers", "body_timeout", "method", "receive", "scope")
 
-    def __init__(self, scope: Mapping[str, Any], receive: Receive) -> None:
+    def __init__(self, scope: Mapping[str, Any], receive: Receive, body_timeout: float) -> None:
         self.scope = scope
         self.receive = receive
+        self.body_timeout = body_timeout  # seconds the whole body may take (BODY_TIMEOUT)
         self.method: str = scope["method"]
         self._headers: dict[str, str] | None = None
 
@@ -94,10 +93,10 @@ class AsgiOpRequest:
         return parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True, errors="replace")
 
     async def read_body(self, limit: int) -> bytes:
-        message = await self.receive()  # a small body comes whole in the first message
         chunks: list[bytes] = []
         size = 0
-        with trio.move_on_after(_BODY_TIMEOUT) as timeout:
+        with trio.move_on_after(self.body_timeout) as timeout:
+            message = await self.receive()  # a small body comes whole in the first message
             while True:
                 if message["type"] == "http.disconnect":
                     raise _Disconnected
@@ -149,7 +148,8 @@ class HaystackApp(QuartTrio):
                 and not scope.get("root_path")
                 and self._routes_to_ops(scope["method"], path)
             ):
-                await _serve(handler, scope, receive, send, path[len(prefix) + 1 :])
+                request = AsgiOpRequest(scope, receive, self.config["BODY_TIMEOUT"])
+                await _serve(handler, request, send, path[len(prefix) + 1 :])
                 return
         await super().asgi_app(scope, receive, send)  # type: ignore[arg-type]
 
@@ -177,8 +177,8 @@ class HaystackApp(QuartTrio):
         return answer
 
 
-async def _serve(handler: OpHandler, scope: Scope, receive: Receive, send: Send, op: str) -> None:
-    request = AsgiOpRequest(scope, receive)
+async def _serve(handler: OpHandler, request: AsgiOpRequest, send: Send, op: str) -> None:
+    scope = request.scope
     try:
         reply = await handler.handle(request, op)
     except _Disconnected:

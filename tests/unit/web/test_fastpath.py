@@ -284,11 +284,20 @@ async def test_client_gone_before_its_body_gets_no_answer() -> None:
     assert await _call(app, messages, _scope()) == []
 
 
-async def test_a_body_that_never_ends_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fastpath, "_BODY_TIMEOUT", 0.05)
+async def test_a_body_that_never_ends_times_out() -> None:
     app = create_app(storage=InMemoryAdapter(records()))
+    app.config["BODY_TIMEOUT"] = 0.05  # Quart's setting, for both paths
     messages = [{"type": "http.request", "body": b'ver:"3.0"\n', "more_body": True}]
     sent = await _call(app, messages, _scope())
+    assert sent[0]["status"] == 408
+
+
+async def test_a_body_that_never_starts_times_out() -> None:
+    # Headers with a Content-Length, then nothing: the first receive is timed too.
+    app = create_app(storage=InMemoryAdapter(records()))
+    app.config["BODY_TIMEOUT"] = 0.05
+    with trio.fail_after(5):
+        sent = await _call(app, [], _scope())
     assert sent[0]["status"] == 408
 
 
