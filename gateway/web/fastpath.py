@@ -34,7 +34,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from gateway.web.ophandler import NO_CACHE, BodyTooLargeError, OpHandler, OpReply
+from gateway.web.ophandler import BodyTooLargeError, OpHandler, OpReply, plain_reply
 
 __all__ = ["OP_ENDPOINT", "STREAM_FROM", "AsgiOpRequest", "HaystackApp", "send_reply"]
 
@@ -46,10 +46,6 @@ OP_ENDPOINT: Final = "haystack_op"
 STREAM_FROM: Final = 512 * 1024
 # Distinct (method, path) routing answers kept; more are forgotten all at once.
 _ROUTES_KEPT: Final = 1024
-_PLAIN: Final = [
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"cache-control", NO_CACHE.encode()),
-]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -184,11 +180,11 @@ async def _serve(handler: OpHandler, request: AsgiOpRequest, send: Send, op: str
     except _Disconnected:
         return
     except _BodyTimeoutError:
-        await _send_plain(send, 408, "the request body did not arrive in time")
+        await send_reply(send, plain_reply(408, "the request body did not arrive in time"))
         return
     except Exception:
         log.exception("%s %s failed", scope.get("method"), scope.get("path"))
-        await _send_plain(send, 500, "internal server error")
+        await send_reply(send, plain_reply(500, "internal server error"))
         return
     await send_reply(send, reply)
 
@@ -218,7 +214,7 @@ async def send_reply(send: Send, reply: OpReply) -> None:
         following = next(chunks, None) if size >= STREAM_FROM else None
     except Exception:
         log.exception("encoding a response failed")
-        await _send_plain(send, 500, "internal server error")
+        await send_reply(send, plain_reply(500, "internal server error"))
         return
     if following is None:
         body = pending[0] if len(pending) == 1 else b"".join(pending)
@@ -241,12 +237,5 @@ async def _send_whole(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _send_plain(send: Send, status: int, message: str) -> None:
-    body = (message + "\n").encode("utf-8")
-    headers = [*_PLAIN, (b"content-length", str(len(body)).encode("latin-1"))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

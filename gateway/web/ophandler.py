@@ -35,7 +35,15 @@ from gateway.ops import HaystackOps, RequestContext, request_context
 from gateway.web.negotiate import grid_from_query, response_format
 from gateway.web.security import AuthGate
 
-__all__ = ["NO_CACHE", "BodyTooLargeError", "OpHandler", "OpReply", "OpRequest", "client_of"]
+__all__ = [
+    "NO_CACHE",
+    "BodyTooLargeError",
+    "OpHandler",
+    "OpReply",
+    "OpRequest",
+    "client_of",
+    "plain_reply",
+]
 
 NO_CACHE: Final = "no-cache, no-store"
 _PLAIN: Final = "text/plain; charset=utf-8"
@@ -99,7 +107,7 @@ class OpHandler:
         """Answer ``req`` for ``op_path`` (what follows the prefix: ``read``, ``demo/read/``)."""
         method = req.method
         if method not in ("POST", "GET"):
-            return _plain(501, f"method {method} is not supported; use GET or POST")
+            return plain_reply(501, f"method {method} is not supported; use GET or POST")
         name = op_path.rstrip("/").rsplit("/", 1)[-1]
         auth = self.auth
         if auth is not None:
@@ -111,11 +119,11 @@ class OpHandler:
             ctx = RequestContext(client=client_of(req.scope))
         info = self.ops.find_op(name)
         if info is None:
-            return _plain(404, f"no op {name!r}")
+            return plain_reply(404, f"no op {name!r}")
         accept = req.header("accept")
         negotiated = response_format(accept)
         if negotiated is None:
-            return _plain(406, f"cannot answer in {accept!r}")
+            return plain_reply(406, f"cannot answer in {accept!r}")
         fmt, content_type = negotiated
         if method == "GET":
             if info.side_effects:
@@ -175,6 +183,7 @@ def _error(status: int, message: str, fmt: Format, content_type: str) -> OpReply
     return OpReply(status, {"Content-Type": content_type, "Cache-Control": NO_CACHE}, body)
 
 
-def _plain(status: int, message: str) -> OpReply:
+def plain_reply(status: int, message: str) -> OpReply:
+    """An HTTP error as one line of text (for what no grid can answer: no op, no format...)."""
     headers = {"Content-Type": _PLAIN, "Cache-Control": NO_CACHE}
     return OpReply(status, headers, (message + "\n").encode("utf-8"))
