@@ -228,7 +228,7 @@ class AuthGate:
         return self.matrix.allows(self.role_of(ctx), op, writes=writes)
 
     def refusal(
-        self, ctx: RequestContext, info: OpInfo, grid: Grid, scope: Mapping[str, Any] | None
+        self, ctx: RequestContext, info: OpInfo, grid: Grid, scope: Mapping[str, Any]
     ) -> str | None:
         """None when the caller's role may run this op, else why not (the 403's message).
 
@@ -237,11 +237,11 @@ class AuthGate:
         """
         role = self.role_of(ctx)
         writes = info.name == "pointWrite" and any(r.get("level") is not None for r in grid)
+        what = f"{info.name} (write)" if writes else info.name
         if self.matrix.allows(role, info.name, writes=writes):
             if self.matrix.required(info.name, writes=writes) is not Role.VIEWER:
-                _audit(ctx, role, f"{info.name} (write)" if writes else info.name, scope)
+                _audit(ctx, role, what, scope)
             return None
-        what = f"{info.name} (write)" if writes else info.name
         log.info("refused %s to %s (role %s) from %s", what, ctx.user, role, ctx.client)
         return f"role {role} may not call {what}"
 
@@ -256,8 +256,8 @@ class AuthGate:
         return await self.service.tokens.revoke_user(username)
 
 
-def _audit(ctx: RequestContext, role: Role, op: str, scope: Mapping[str, Any] | None) -> None:
-    subject = client_subject(scope) if scope is not None else None
+def _audit(ctx: RequestContext, role: Role, op: str, scope: Mapping[str, Any]) -> None:
+    subject = client_subject(scope)
     if subject is not None:
         log.info("%s by %s (role %s) from %s [%s]", op, ctx.user, role, ctx.client, subject)
     else:
