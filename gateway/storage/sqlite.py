@@ -37,6 +37,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Final, Literal, TypeVar
 
 import trio
@@ -322,9 +323,26 @@ class SQLiteAdapter(IndexedAdapter):
         return TokenRecord(row[0], row[1], Role(row[2]), row[3], row[4], row[5])
 
     async def renew_token(self, token_hash: str, expires: float) -> None:
-        if not self._exclusive and token_hash not in self._tokens:
-            await self.get_token(token_hash)
-        await super().renew_token(token_hash, expires)
+        if self._exclusive:
+            await super().renew_token(token_hash, expires)
+            return
+        # Only a row that is still there is renewed: another process may have revoked the
+        # token since it was read, and writing the record back would bring it back to life.
+        async with self._write_lock:
+            with trio.CancelScope(shield=True):
+                renewed = await self._run(self._renew_token_sync, token_hash, expires)
+            record = self._tokens.get(token_hash)
+            if not renewed:
+                self._tokens.pop(token_hash, None)
+            elif record is not None:
+                self._tokens[token_hash] = replace(record, expires=expires)
+
+    def _renew_token_sync(self, token_hash: str, expires: float) -> bool:
+        with transaction(self._db):
+            cursor = self._db.execute(
+                "UPDATE token SET expires = ? WHERE token_hash = ?", (expires, token_hash)
+            )
+            return cursor.rowcount > 0
 
     async def revoke_token(self, token_hash: str) -> bool:
         if self._exclusive:

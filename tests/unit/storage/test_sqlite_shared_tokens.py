@@ -62,3 +62,30 @@ async def test_a_token_issued_by_one_process_is_honoured_and_revoked_in_all(
         assert await tokens.check(second, now=time.time()) is None
     finally:
         await here.aclose()
+
+
+async def test_a_renewal_does_not_bring_back_a_token_another_process_revoked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    here = SQLiteAdapter(path, exclusive=False)
+    other = SQLiteAdapter(path, exclusive=False)
+    await here.open()
+    await other.open()
+    try:
+        tokens = BearerTokens(here, TokenPolicy())
+        issued, record = await tokens.issue("ops", Role.OPERATOR, now=time.time())
+        assert await here.get_token(record.token_hash) is not None  # read here...
+        assert await other.revoke_token(record.token_hash)  # ...revoked there...
+        await here.renew_token(record.token_hash, time.time() + 3600)  # ...renewed here
+        assert await other.get_token(record.token_hash) is None
+        assert await here.get_token(record.token_hash) is None
+        assert await tokens.check(issued, now=time.time()) is None
+        # a token nobody revoked is renewed in the file, for every process
+        _, kept = await tokens.issue("ops", Role.OPERATOR, now=time.time())
+        await here.renew_token(kept.token_hash, kept.expires + 60)
+        again = await other.get_token(kept.token_hash)
+        assert again is not None and again.expires == kept.expires + 60
+    finally:
+        await here.aclose()
+        await other.aclose()
