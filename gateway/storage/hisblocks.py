@@ -100,8 +100,7 @@ class Run:
 
     def slice(self, i: int, j: int) -> Run:
         """Samples ``i`` to ``j`` (exclusive) as a new run."""
-        others = {k - i: v for k, v in self.others.items() if i <= k < j}
-        return Run(self.keys[i:j], self.vals[i:j], others)
+        return Run(self.keys[i:j], self.vals[i:j], _others_within(self.others, i, j))
 
     def extend(self, tail: Run) -> None:
         """Append the samples of ``tail`` (which must all come after this run's)."""
@@ -124,13 +123,25 @@ def unpack_others(text: str, base: int = 0) -> dict[int, str]:
     return {base + int(k): str(v) for k, v in loaded.items()}
 
 
+def _others_within(others: dict[int, str], i: int, j: int) -> dict[int, str]:
+    """The entries of ``others`` for samples ``i`` to ``j``, indexed from ``i``.
+
+    Whichever is smaller is walked, the dict or the range: a series of Bools has an entry per
+    sample, and walking all of them for each block made a long write quadratic.
+    """
+    if len(others) <= j - i:
+        return {k - i: v for k, v in others.items() if i <= k < j}
+    get = others.get
+    return {k - i: v for k in range(i, j) if (v := get(k)) is not None}
+
+
 def _pack_others(others: dict[int, str], i: int, j: int) -> str | None:
-    if not others:
-        return None
-    picked = {str(k - i): v for k, v in others.items() if i <= k < j}
+    picked = _others_within(others, i, j) if others else None
     if not picked:
         return None
-    return json.dumps(picked, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {str(k): v for k, v in picked.items()}, ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def pack(run: Run, i: int, j: int) -> BlockRow:
