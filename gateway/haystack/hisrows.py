@@ -16,11 +16,12 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final, Protocol, TypeVar, overload
 
-from gateway.haystack.codecs.bulk import local_second_texts, offset_text
+from gateway.haystack.codecs.bulk import local_second_texts, offset_text, zinc_floats
+from gateway.haystack.codecs.common import format_float
 from gateway.haystack.kinds import Number, Value
 from gateway.haystack.tz import hs_name
 
-__all__ = ["BuiltOnAccess", "HisRows", "SampleColumns", "float_texts", "iso_times"]
+__all__ = ["BuiltOnAccess", "HisRows", "SampleColumns", "chunk_nums", "float_texts", "iso_times"]
 
 _tuple_new = tuple.__new__
 _T = TypeVar("_T")
@@ -174,11 +175,27 @@ def _slow_iso(t: float, tz: dt.tzinfo, utc: bool) -> str:
     return text
 
 
+def chunk_nums(
+    columns: SampleColumns, lo: int, hi: int, others: list[int]
+) -> tuple[Sequence[float], list[int]]:
+    """The floats of samples ``lo`` to ``hi``, and which of ``others`` (the sorted indexes of
+    the samples that are not Numbers in the unit) fall among them.
+
+    Those samples hold 0.0 here, not the NaN a store keeps in their place: a writer puts
+    their own text there, and a NaN would send the whole chunk's floats through the
+    one-at-a-time formatting.
+    """
+    nums = columns.nums[lo:hi]
+    inside = others[bisect_left(others, lo) : bisect_left(others, hi)]
+    if inside:
+        nums = list(nums)
+        for i in inside:
+            nums[i - lo] = 0.0
+    return nums, inside
+
+
 def float_texts(nums: Sequence[float], unit: str | None) -> list[str]:
     """Zinc-style texts of floats with a unit suffix (``20kW``, ``20.5kW``; NaN without it)."""
-    from gateway.haystack.codecs.bulk import zinc_floats
-    from gateway.haystack.codecs.common import format_float
-
     fast = zinc_floats(nums, unit or "")  # every float finite: one orjson pass
     if fast is not None:
         return fast

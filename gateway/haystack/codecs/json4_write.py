@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from operator import add, is_, itemgetter
@@ -36,12 +35,12 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.haystack.codecs.bulk import datetime_texts, float_reprs, interleave
+from gateway.haystack.codecs.bulk import datetime_texts, interleave
 from gateway.haystack.codecs.common import format_datetime_iso, format_time
 from gateway.haystack.codecs.jsondoc import dump
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Grid
-from gateway.haystack.hisrows import HisRows, iso_times
+from gateway.haystack.hisrows import HisRows, chunk_nums, iso_times
 from gateway.haystack.kinds import (
     MARKER,
     Coord,
@@ -387,7 +386,8 @@ def his_body(
     if count <= 0:
         return head + tail
     columns = rows.columns
-    texts = _float_json(columns.nums[lo:hi])
+    nums, inside = chunk_nums(columns, lo, hi, others)
+    texts = _float_json(nums)
     unit = columns.unit
     # Each value with the text before it: a null sample leaves "val" out of its row.
     if unit is None:
@@ -398,7 +398,7 @@ def his_body(
     else:
         pre, post = ',"val":{"_kind":"number","val":', ',"unit":' + _json(unit) + "}"
         vals = list(map(add, map(add, repeat(pre), texts), repeat(post)))
-    for i in others[bisect_left(others, lo) : bisect_left(others, hi)]:
+    for i in inside:
         other = columns.others[i]
         vals[i - lo] = "" if other is None else ',"val":' + dump(other).decode()
     times = iso_times(columns.times[lo:hi], rows.tz)
@@ -418,9 +418,8 @@ def _float_json(nums: Sequence[float]) -> list[str]:
     floats = list(nums)
     raw = orjson.dumps(floats)
     texts = raw[1:-1].decode().split(",")
-    if b"n" in raw:
-        reprs = float_reprs(floats) or list(map(repr, floats))
+    if b"n" in raw:  # orjson's null: NaN or an infinity
         for i, text in enumerate(texts):
             if text == "null":
-                texts[i] = _NONFINITE_TEXT[reprs[i]]
+                texts[i] = _NONFINITE_TEXT[repr(floats[i])]
     return texts

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
@@ -31,7 +30,7 @@ from gateway.haystack.codecs.bulk import datetime_texts, interleave, zinc_floats
 from gateway.haystack.codecs.common import format_datetime_iso, format_float, format_time
 from gateway.haystack.errors import HaystackError
 from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisrows import HisRows, float_texts, iso_times
+from gateway.haystack.hisrows import HisRows, chunk_nums, float_texts, iso_times
 from gateway.haystack.kinds import (
     MARKER,
     Coord,
@@ -388,8 +387,9 @@ def _his_text(rows: HisRows, lo: int, hi: int, others: list[int]) -> str:
     if unit is not None and not _unit_ok(unit):
         raise ValueError(f"unit {unit!r} cannot be written in Zinc")
     times = iso_times(columns.times[lo:hi], rows.tz)
-    vals = float_texts(columns.nums[lo:hi], unit)
-    for i in others[bisect_left(others, lo) : bisect_left(others, hi)]:
+    nums, inside = chunk_nums(columns, lo, hi, others)
+    vals = float_texts(nums, unit)
+    for i in inside:
         other = columns.others[i]
         vals[i - lo] = "" if other is None else encode_val(other)
     pieces: list[str | list[str]] = [times, " " + rows.tz_name + ",", vals, "\n"]
