@@ -40,8 +40,6 @@ __all__ = [
     "to_us",
 ]
 
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US: Final = dt.timedelta(microseconds=1)
 #: Bounds of the keys (SQLite's INTEGER range); an open range end maps to them.
 MIN_US: Final = -(2**63)
 MAX_US: Final = 2**63 - 1

@@ -80,7 +80,7 @@ def encode_grid(grid: Grid) -> bytes:
     if type(rows) is HisRows and grid.col_names == ("ts", "val"):
         head = _his_head(grid)
         others = sorted(rows.columns.others)
-        text = his_body(rows, 0, len(rows), others, _dump_val, head=head.decode(), tail="]}")
+        text = his_body(rows, 0, len(rows), others, head=head.decode(), tail="]}")
         return text.encode()
     if len(rows) >= MIN_ROWS:
         out = encode_uniform(grid, dump(_grid_json(grid.with_rows(())), _default))
@@ -102,7 +102,7 @@ def encode_grid_iter(grid: Grid) -> Iterator[bytes]:
     """
     rows = grid.rows
     if type(rows) is HisRows and grid.col_names == ("ts", "val"):
-        yield from _his_chunks(grid, rows, _HIS_CHUNK_ROWS)
+        yield from _his_chunks(grid, rows)
     else:
         yield encode_grid(grid)
 
@@ -111,12 +111,13 @@ def encode_grid_iter(grid: Grid) -> Iterator[bytes]:
 _HIS_CHUNK_ROWS: Final = 540
 
 
-def _his_chunks(grid: Grid, rows: HisRows, step: int) -> Iterator[bytes]:
-    """A history grid written straight from its sample columns, ``step`` samples a chunk."""
+def _his_chunks(grid: Grid, rows: HisRows) -> Iterator[bytes]:
+    """A history grid written straight from its sample columns, a chunk at a time."""
     others = sorted(rows.columns.others)
     yield _his_head(grid)
+    step = _HIS_CHUNK_ROWS
     for lo in range(0, len(rows), step):
-        yield his_body(rows, lo, min(lo + step, len(rows)), others, _dump_val).encode()
+        yield his_body(rows, lo, min(lo + step, len(rows)), others).encode()
     yield b"]}"
 
 
@@ -371,7 +372,6 @@ def his_body(
     lo: int,
     hi: int,
     others: list[int],
-    dump: Callable[[Value], bytes],
     *,
     head: str = "",
     tail: str = "",
@@ -380,7 +380,7 @@ def his_body(
     first (``lo == 0``) after a comma; ``head`` before the first, ``tail`` after the last.
 
     ``others`` are the sorted indexes of the samples that are not Numbers in the unit, written
-    with ``dump`` (the general writer).
+    by the general writer.
     """
     count = hi - lo
     if count <= 0:
@@ -400,7 +400,7 @@ def his_body(
         vals = list(map(add, map(add, repeat(pre), texts), repeat(post)))
     for i in inside:
         other = columns.others[i]
-        vals[i - lo] = "" if other is None else ',"val":' + dump(other).decode()
+        vals[i - lo] = "" if other is None else ',"val":' + _dump_val(other).decode()
     times = iso_times(columns.times[lo:hi], rows.tz)
     row_head = '{"ts":{"_kind":"dateTime","val":"'
     heads = [head + ("" if lo == 0 else ",") + row_head] + ["," + row_head] * (count - 1)
