@@ -483,9 +483,7 @@ def _col_number(vals: list[Value], null: str) -> list[str]:
         # Numbers only (no null, no other kind): in bulk, unless one is NaN or infinite.
         floats = list(map(_first, vals))
         if len(units) == 1:
-            texts = zinc_floats(floats, units.pop() or "")
-            if texts is not None:
-                return texts
+            return float_texts(floats, units.pop())  # (a NaN or infinity one at a time)
         else:
             texts = zinc_floats(floats)
             if texts is not None:
