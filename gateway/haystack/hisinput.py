@@ -13,15 +13,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter, floordiv, itemgetter, sub
 from typing import Final, TypeVar
 
+from gateway.haystack.grid import Col, Grid
 from gateway.haystack.hisrows import BuiltOnAccess
 from gateway.haystack.kinds import Number, Value
+from gateway.haystack.tz import hs_tz
 
-__all__ = ["HisInput", "KeyedNumbers", "NumberColumn", "keys_of", "keys_of_iso", "to_key"]
+__all__ = [
+    "HisInput",
+    "KeyedNumbers",
+    "NumberColumn",
+    "his_input_grid",
+    "keys_of",
+    "keys_of_iso",
+    "to_key",
+]
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US: Final = dt.timedelta(microseconds=1)
@@ -149,3 +159,29 @@ class HisInput(KeyedNumbers[dict[str, Value]]):
 
     def __repr__(self) -> str:
         return f"HisInput({len(self)} samples, {self.tz_name}, unit={self.unit!r})"
+
+
+_COLS: Final = (Col("ts"), Col("val"))
+# Instants a conversion to any zone cannot take out of range (others: the general reader).
+_FIRST_KEY: Final = to_key(dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
+_LAST_KEY: Final = to_key(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
+
+
+def his_input_grid(
+    texts: list[str],
+    nums: Sequence[float | int | str],
+    unit: str | None,
+    tz_name: str,
+    meta: Mapping[str, Value],
+) -> Grid | None:
+    """The grid a codec's hisWrite reader gives: :class:`HisInput` rows made of ISO date-time
+    ``texts`` (with their offsets) in zone ``tz_name`` and the numbers ``nums`` in ``unit``.
+
+    None when an instant lies outside 1900-2200 (the general reader takes those); ValueError
+    or HaystackError (an unknown zone) when the texts or numbers cannot be read.
+    """
+    keys = keys_of_iso(texts)
+    if min(keys) < _FIRST_KEY or max(keys) >= _LAST_KEY:
+        return None
+    his = HisInput(keys, list(map(float, nums)), unit or None, hs_tz(tz_name), tz_name)
+    return Grid(_COLS, his, meta)

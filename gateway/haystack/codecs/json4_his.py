@@ -10,7 +10,6 @@ is wrong with it); both give the same samples (a test compares them on generated
 
 from __future__ import annotations
 
-import datetime as dt
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, Final
@@ -20,17 +19,12 @@ import orjson
 from gateway.haystack.codecs.json4 import grid_meta
 from gateway.haystack.codecs.jsondoc import Invalid
 from gateway.haystack.errors import HaystackError
-from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisinput import HisInput, keys_of_iso, to_key
-from gateway.haystack.tz import UTC, hs_tz
+from gateway.haystack.grid import Grid
+from gateway.haystack.hisinput import his_input_grid
 
 __all__ = ["read_his_write"]
 
-_COLS: Final = (Col("ts"), Col("val"))
 _COLS_JSON: Final = [{"name": "ts"}, {"name": "val"}]
-# Instants a conversion to any zone cannot overflow (others: the general reader).
-_FIRST_US: Final = to_key(dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
-_LAST_US: Final = to_key(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 _kind = itemgetter("_kind")
 _val = itemgetter("val")
 _ts = itemgetter("ts")
@@ -85,10 +79,5 @@ def _read(doc: Any) -> Grid | None:
         return None
     if not {float, int}.issuperset(map(type, nums)):
         return None  # "NaN", "INF", a bool...: the general reader
-    keys = keys_of_iso(texts)  # (ValueError for a local time: the general reader places it)
-    if min(keys) < _FIRST_US or max(keys) >= _LAST_US:
-        return None
-    tz = UTC if tz_name == "UTC" else hs_tz(tz_name)
-    meta = grid_meta(doc)
-    his = HisInput(keys, list(map(float, nums)), unit or None, tz, tz_name)
-    return Grid(_COLS, his, meta)
+    # (ValueError for a local time: the general reader places it)
+    return his_input_grid(texts, nums, unit, tz_name, grid_meta(doc))

@@ -23,18 +23,14 @@ from typing import Final
 from gateway.haystack.codecs.zinc import decode_grid
 from gateway.haystack.codecs.zinc_rows import DATETIME_GROUPS, NUMBER_GROUPS
 from gateway.haystack.errors import HaystackError
-from gateway.haystack.grid import Col, Grid
-from gateway.haystack.hisinput import HisInput, keys_of_iso
-from gateway.haystack.tz import UTC, hs_tz
+from gateway.haystack.grid import Grid
+from gateway.haystack.hisinput import his_input_grid
 
 __all__ = ["read_his_write"]
 
 # One row, in the run reader's cell forms: a DateTime (ISO text with its offset, the zone
 # name), a comma, a Number (digits, unit), a newline.
 _ROW: Final = re.compile(DATETIME_GROUPS + "," + NUMBER_GROUPS + r"\n")
-# Years a conversion to any zone cannot take out of range (others: the general reader).
-_YEARS: Final = ("1900", "2200")
-_COLS: Final = (Col("ts"), Col("val"))
 
 
 def read_his_write(data: str | bytes) -> Grid | None:
@@ -65,14 +61,8 @@ def read_his_write(data: str | bytes) -> Grid | None:
     covered += sum(map(len, nums)) + sum(map(len, units))
     if covered != len(body) or len(set(zones)) != 1 or len(set(units)) != 1:
         return None
-    if min(texts) < _YEARS[0] or max(texts) >= _YEARS[1]:
-        return None
     try:
         meta = decode_grid(head + "\nempty\n").meta
-        tz_name = zones[0]
-        tz = UTC if tz_name == "UTC" else hs_tz(tz_name)
-        keys = keys_of_iso(list(texts))
+        return his_input_grid(list(texts), nums, units[0], zones[0], meta)
     except (HaystackError, ValueError):
         return None  # the general reader says what is wrong
-    his = HisInput(keys, list(map(float, nums)), units[0] or None, tz, tz_name)
-    return Grid(_COLS, his, meta)
