@@ -58,8 +58,7 @@ Base = Literal["bit", "u", "s", "f"]
 _FLOAT_FORMATS: Final = {4: ">f", 8: ">d"}
 _pack_binary32: Final = struct.Struct(">f").pack
 _MIN_NORMAL_BINARY32: Final = 2.0**-126
-# The significant digits tried for an f4, fewest first (9 always give the same binary32).
-_SPECS: Final = (".6g", ".7g", ".8g")
+# The significant digits tried for a subnormal f4, fewest first (9 always fit).
 _SUBNORMAL_SPECS: Final = tuple(f".{digits}g" for digits in range(1, 9))
 _DATA_RE: Final = re.compile(r"(?P<base>[usf])(?P<n>[1248])(?P<order>le|leb|lew)?")
 _SCALE_TOKEN: Final = re.compile(r"\s*([*/+-])\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -258,14 +257,28 @@ def _shortest_binary32(val: float, data: bytes) -> float:
     """
     if val - val != 0.0:  # NaN and infinities are themselves
         return val
-    for spec in _SPECS if abs(val) >= _MIN_NORMAL_BINARY32 else _SUBNORMAL_SPECS:
+    if abs(val) < _MIN_NORMAL_BINARY32:
+        specs = _SUBNORMAL_SPECS
+    elif _first_same(val, data, (".7g",)) is not None:
+        # Most device values need 7 or 8 digits, so 7 is tried first, then 6 if it fits
+        # or 8 if not (whatever fits at n digits fits at n + 1 too).
+        specs = (".6g", ".7g")
+    else:
+        specs = (".8g",)
+    short = _first_same(val, data, specs)
+    return short if short is not None else float(format(val, ".9g"))
+
+
+def _first_same(val: float, data: bytes, specs: tuple[str, ...]) -> float | None:
+    """The first of ``val``'s texts in ``specs`` that is the binary32 ``data``, or None."""
+    for spec in specs:
         short = float(format(val, spec))
         try:
             if _pack_binary32(short) == data:
                 return short
         except OverflowError:  # rounded up past the largest binary32: not the same value
             pass
-    return float(format(val, ".9g"))
+    return None
 
 
 def _round_half_away(x: float) -> int:
