@@ -46,7 +46,6 @@ import argparse
 import datetime as dt
 import json
 import random
-import re
 import select
 import shutil
 import signal
@@ -425,15 +424,13 @@ def stack_ceiling(
 
 #: The bulk operations whose round trip is mostly the web stack's (haystack_load's names).
 FLOOR_OPS: tuple[str, ...] = ("read 100 ids", "watchSub 1000 ids", "hisWrite 1000 samples")
-# An error grid's meta: Zinc `ver:"3.0" err dis:...`, Hayson `"err":{"_kind":"marker"}`.
-_ERROR_GRID = re.compile(rb'\Aver:"3.0"[^\n]* err[ \n]|"err":')
 
 
 def probe_sizes(base: str, fmt: str) -> dict[str, tuple[int, int]]:
     """(request, response) body bytes of the bulk operations, from one request each to our
     server, encoded by ../shared/bench/haystack_wire.py as haystack_load encodes them."""
     sys.path.insert(0, str(SHARED_BENCH))
-    from haystack_wire import DT, Hay, M, Num, Ref
+    from haystack_wire import DT, Hay, HsError, M, Num, Ref, decode
 
     hay = Hay(base, fmt)
     rnd = random.Random(7)
@@ -461,13 +458,13 @@ def probe_sizes(base: str, fmt: str) -> dict[str, tuple[int, int]]:
     for op, (name, meta, cols, rows) in grids.items():
         body = hay.enc(meta, cols, rows)
         response = hay.c.post(name, content=body)
-        if response.status_code != 200 or _ERROR_GRID.search(response.content[:300]):
-            raise RuntimeError(f"floor probe {name}: {response.content[:300]!r}")
+        try:  # (HsError for an HTTP error or an error grid)
+            answer, _, _ = decode(fmt, response.status_code, response.content)
+        except HsError as exc:
+            raise RuntimeError(f"floor probe {name}: {exc}") from None
         sizes[op] = (len(body), len(response.content))
         if name == "watchSub":
-            watch = re.search(rb'watchId"?:"?([^",\s]+)', response.content)
-            if watch:
-                hay.call("watchUnsub", {"watchId": watch.group(1).decode(), "close": M}, [])
+            hay.call("watchUnsub", {"watchId": answer["watchId"], "close": M}, [])
     hay.c.close()
     return sizes
 
