@@ -83,7 +83,7 @@ def encode_grid(grid: Grid) -> bytes:
         text = his_body(rows, 0, len(rows), others, head=head.decode(), tail="]}")
         return text.encode()
     if len(rows) >= MIN_ROWS:
-        out = encode_uniform(grid, dump(_grid_json(grid.with_rows(())), _default))
+        out = encode_uniform(grid)
         if out is not None:
             return out
     out = dump(_grid_json(grid, strip=False), _default)
@@ -251,14 +251,16 @@ def _json(val: Any) -> str:
     return orjson.dumps(val).decode()
 
 
-def encode_uniform(grid: Grid, head: bytes) -> bytes | None:
+def encode_uniform(grid: Grid, head: bytes | None = None) -> bytes | None:
     """The document of a uniform grid, given ``head`` (the document of the same grid without
-    rows, ending ``[]}``); None when the grid is not uniform."""
+    rows, ending ``[]}``; written here when not given); None when the grid is not uniform."""
     rows = grid.rows
     names = grid.col_names
     count = len(rows)
     if count < MIN_ROWS or not names or set(map(len, rows)) != {len(names)}:
-        return None
+        return None  # (before the head is written: the usual answer for a sparse grid)
+    if head is None:
+        head = dump(_grid_json(grid.with_rows(())), _default)
     pieces: list[bytes | list[bytes]] = []
     const = b"{"
     for index, name in enumerate(names):
