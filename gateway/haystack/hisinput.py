@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 from gateway.haystack.grid import Col, Grid
 from gateway.haystack.hisrows import BuiltOnAccess
 from gateway.haystack.kinds import Number, Value
-from gateway.haystack.tz import hs_tz
+from gateway.haystack.tz import hs_name, hs_tz
 
 __all__ = [
     "HisInput",
@@ -142,17 +142,15 @@ class KeyedNumbers(BuiltOnAccess[_T]):
 class HisInput(KeyedNumbers[dict[str, Value]]):
     """Rows ``{"ts": DateTime, "val": Number}`` of a hisWrite request, held as columns.
 
-    The ``keys`` are in request order; ``tz`` is the zone every timestamp was given in
-    (``tz_name`` its Haystack name).
+    The ``keys`` are in request order; ``tz`` is the zone every timestamp was given in.
     """
 
-    __slots__ = ("tz_name",)
+    __slots__ = ()
 
-    def __init__(
-        self, keys: list[int], nums: list[float], unit: str | None, tz: dt.tzinfo, tz_name: str
-    ) -> None:
-        super().__init__(keys, nums, unit, tz)
-        self.tz_name = tz_name
+    @property
+    def tz_name(self) -> str:
+        """The Haystack name of ``tz``."""
+        return hs_name(self.tz)
 
     def _item(self, i: int) -> dict[str, Value]:
         return {"ts": self.instant(i), "val": _tuple_new(Number, (self.nums[i], self.unit))}
@@ -183,5 +181,5 @@ def his_input_grid(
     keys = keys_of_iso(texts)
     if min(keys) < _FIRST_KEY or max(keys) >= _LAST_KEY:
         return None
-    his = HisInput(keys, list(map(float, nums)), unit or None, hs_tz(tz_name), tz_name)
+    his = HisInput(keys, list(map(float, nums)), unit or None, hs_tz(tz_name))
     return Grid(_COLS, his, meta)

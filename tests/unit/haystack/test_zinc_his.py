@@ -91,7 +91,7 @@ def test_rows_are_built_on_access() -> None:
     assert list(rows) == [rows[0], rows[1]]
     assert not math.isnan(rows.nums[1])
     with pytest.raises(ValueError):
-        HisInput([1], [], None, dt.UTC, "UTC")
+        HisInput([1], [], None, dt.UTC)
 
 
 @pytest.mark.parametrize(
