@@ -234,7 +234,9 @@ class SQLiteHistory:
             stored = Run()
             for row in touched:
                 stored.add_block(*con.execute(_SAMPLES, (row[0],)).fetchone())
-            merged = merge(stored, new.slice(segment.lo, segment.hi))
+            whole = segment.lo == 0 and segment.hi == len(new)  # (the usual write: no copy)
+            part = new if whole else new.slice(segment.lo, segment.hi)
+            merged = merge(stored, part)
             self._replace(sid, [r[:2] for r in touched], merged)
 
     def _replace(self, sid: int, touched: list[tuple[int, int]], merged: Run) -> None:
